@@ -1,0 +1,166 @@
+"""The engine-bound entry to the ledger: one short transaction per operation.
+
+Pipes, the CLI, the service and the 0.1.10-compatible wrappers all charge through an
+``Accountant``. It owns transactions; the storage functions it calls take a session.
+Its methods are synchronous: async callers run them with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .accounting.money import micro_to_credits
+from .accounting.usage import Usage
+from .errors import DatabaseError
+from .storage import ledger, sponsors
+from .storage.engine import get_engine, redact
+from .storage.ledger import Admitted
+from .storage.schema import SponsoredAllowance
+from .storage.settings_store import budget_settings
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    """The one place the clock is read (entry points pass it inward)."""
+    return datetime.now(UTC)
+
+
+@contextmanager
+def translate_db_errors(url: str = "") -> Iterator[None]:
+    """Map driver errors to ``DatabaseError`` at the boundary, never leaking a password."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        where = f" ({redact(url)})" if url else ""
+        raise DatabaseError(f"database error{where}: {type(exc.orig or exc).__name__}: "
+                            f"{str(exc.orig or exc).splitlines()[0]}") from exc
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """One limit as users see it: credits, not micro-credits."""
+
+    scope: str
+    limit: Decimal | None
+    spent: Decimal
+    reserved: Decimal
+    remaining: Decimal | None
+    window_start: datetime
+    reset_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BalanceReport:
+    user_id: str
+    limits: list[LimitState]
+    allowance_name: str | None = None
+
+    @property
+    def remaining(self) -> Decimal | None:
+        """The binding (smallest) remaining amount over the limits, None if unlimited."""
+        values = [s.remaining for s in self.limits if s.remaining is not None]
+        return min(values) if values else None
+
+    @property
+    def reset_at(self) -> datetime | None:
+        values = [s.reset_at for s in self.limits if s.reset_at is not None]
+        return min(values) if values else None
+
+
+class Accountant:
+    """Charges and admits requests against one database."""
+
+    def __init__(self, engine_or_url: Engine | str | URL | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = (engine_or_url if isinstance(engine_or_url, Engine)
+                       else get_engine(engine_or_url))
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.clock = clock
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction, translating database errors."""
+        with translate_db_errors(str(self.engine.url)), self._sessions() as session, \
+                session.begin():
+            return work(session)
+
+    def _allowance(self, session: Session, name: str | None,
+                   allowance_id: str | uuid.UUID | None) -> SponsoredAllowance | None:
+        if name is None and allowance_id is None:
+            return None
+        return sponsors.get_allowance(session, name=name, allowance_id=allowance_id)
+
+    def admit(self, *, user_id: str, provider: str, model_id: str, estimate: Usage,
+              allowance_name: str | None = None,
+              allowance_id: str | uuid.UUID | None = None, enforce: bool = True,
+              chat_id: str | None = None, message_id: str | None = None,
+              task: str | None = None, now: datetime | None = None) -> Admitted:
+        """Reserve the estimated cost or raise a ``TokenLimitExceededError``."""
+        now = now or self.clock()
+
+        def work(session: Session) -> Admitted:
+            allowance = self._allowance(session, allowance_name, allowance_id)
+            return ledger.reserve(
+                session, user_id=user_id, provider=provider, model_id=model_id,
+                estimate=estimate, now=now, allowance=allowance, enforce=enforce,
+                chat_id=chat_id, message_id=message_id, task=task)
+        return self.run(work)
+
+    def settle(self, reservation_id: str, usage: Usage, status: str = "completed"
+               ) -> int | None:
+        return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status))
+
+    def release(self, reservation_id: str) -> bool:
+        return self.run(lambda s: ledger.release(s, reservation_id))
+
+    def record(self, *, user_id: str, provider: str, model_id: str, usage: Usage,
+               allowance_name: str | None = None,
+               allowance_id: str | uuid.UUID | None = None, status: str = "completed",
+               chat_id: str | None = None, message_id: str | None = None,
+               task: str | None = None, now: datetime | None = None) -> int | None:
+        """Charge usage that was not reserved (no limit check: it is already spent)."""
+        now = now or self.clock()
+
+        def work(session: Session) -> int | None:
+            allowance = self._allowance(session, allowance_name, allowance_id)
+            return ledger.record_usage(
+                session, user_id=user_id, provider=provider, model_id=model_id, usage=usage,
+                now=now, allowance=allowance, status=status, chat_id=chat_id,
+                message_id=message_id, task=task)
+        return self.run(work)
+
+    def balance(self, user_id: str, *, allowance_name: str | None = None,
+                allowance_id: str | uuid.UUID | None = None,
+                now: datetime | None = None) -> BalanceReport:
+        """The user's limits now: their window allowance, or a sponsored allowance's."""
+        now = now or self.clock()
+
+        def work(session: Session) -> BalanceReport:
+            allowance = self._allowance(session, allowance_name, allowance_id)
+            settings = budget_settings(session)
+            states = []
+            for limit, bal in ledger.user_balance(session, user_id, now, allowance, settings):
+                remaining = bal.remaining_micro
+                states.append(LimitState(
+                    scope=limit.key.scope,
+                    limit=None if limit.limit_micro is None else micro_to_credits(
+                        limit.limit_micro),
+                    spent=micro_to_credits(bal.spent_micro),
+                    reserved=micro_to_credits(bal.reserved_micro),
+                    remaining=None if remaining is None else micro_to_credits(remaining),
+                    window_start=limit.window.start,
+                    reset_at=None if limit.key.scope == ledger.SPONSOR_TOTAL
+                    else limit.window.end,
+                ))
+            return BalanceReport(user_id, states, allowance.name if allowance else None)
+        return self.run(work)

@@ -1,0 +1,34 @@
+"""The pure accounting core: usage, prices, charges, budget windows, admission.
+
+No I/O lives here: no SQLAlchemy, no httpx, no environment, no clock. Callers pass
+aware UTC instants and get exact results (integer micro-credits, ``Decimal`` credits).
+"""
+
+from .budget import (
+    Admission,
+    Period,
+    Window,
+    admission_decision,
+    sponsored_total_window,
+    window_for,
+)
+from .money import MICRO, credits_to_micro, micro_to_credits
+from .pricing import Charge, Price, charge, is_free
+from .usage import Usage
+
+__all__ = [
+    "MICRO",
+    "Admission",
+    "Charge",
+    "Period",
+    "Price",
+    "Usage",
+    "Window",
+    "admission_decision",
+    "charge",
+    "credits_to_micro",
+    "is_free",
+    "micro_to_credits",
+    "sponsored_total_window",
+    "window_for",
+]

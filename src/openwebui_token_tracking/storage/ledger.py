@@ -1,0 +1,484 @@
+"""The ledger and atomic admission: reserve, settle, release, record, balance.
+
+Every function takes a ``Session`` inside a transaction the caller owns
+(``with session.begin():``) and takes ``now`` as an aware UTC instant.
+
+Admission is one conditional write per limit::
+
+    UPDATE token_tracking_budget_counter
+       SET reserved_micro = reserved_micro + :estimate
+     WHERE <scope, subject, window> AND spent_micro + reserved_micro + :estimate <= :limit
+
+PostgreSQL re-checks the condition on the locked row, SQLite runs write transactions
+one at a time (``BEGIN IMMEDIATE``), so concurrent requests cannot all pass the same
+check: what is admitted never exceeds the limit by more than the difference between an
+admitted request's estimate and its actual charge.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..accounting.budget import Window, window_for
+from ..accounting.money import MICRO, micro_to_credits
+from ..accounting.pricing import Price, charge, is_free
+from ..accounting.usage import Usage
+from ..errors import (
+    AllowanceExpiredError,
+    DailyTokenLimitExceededError,
+    InvalidInputError,
+    ModelNotCoveredError,
+    NotFoundError,
+    TokenLimitExceededError,
+    TotalTokenLimitExceededError,
+    UnknownModelError,
+)
+from .groups import group_allowance
+from .prices import price_at
+from .schema import BudgetCounter, Reservation, SponsoredAllowance, TokenUsageLog
+from .settings_store import BudgetSettings, budget_settings
+from .sponsors import covered_models
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("completed", "stopped", "error", "estimated")
+USER, SPONSOR_USER, SPONSOR_TOTAL = "user", "sponsor_user", "sponsor_total"
+
+counter = BudgetCounter.__table__
+usage_log = TokenUsageLog.__table__
+reservation_table = Reservation.__table__
+
+
+@dataclass(frozen=True)
+class CounterKey:
+    scope: str
+    subject: str
+    window_start: int
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit that applies to a request, with the ledger rows it sums."""
+
+    key: CounterKey
+    limit_micro: int | None
+    window: Window
+    error: type[TokenLimitExceededError]
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A limit's state; amounts in micro-credits."""
+
+    limit_micro: int | None
+    spent_micro: int
+    reserved_micro: int
+    window: Window
+
+    @property
+    def remaining_micro(self) -> int | None:
+        if self.limit_micro is None:
+            return None
+        return self.limit_micro - self.spent_micro - self.reserved_micro
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A reservation held for a request in flight."""
+
+    reservation_id: str
+    estimate_micro: int
+    price: Price
+    free: bool
+
+
+# -- limits -------------------------------------------------------------------------------
+
+def _ledger_filter(key: CounterKey, window: Window) -> list[sa.ColumnElement[bool]]:
+    c = usage_log.c
+    if key.scope == USER:
+        return [c.user_id == key.subject, c.sponsored_allowance_id.is_(None),
+                c.created_at >= window.start, c.created_at < window.end]
+    if key.scope == SPONSOR_USER:
+        allowance_id, user_id = key.subject.split(":", 1)
+        return [c.sponsored_allowance_id == uuid.UUID(allowance_id), c.user_id == user_id,
+                c.created_at >= window.start, c.created_at < window.end]
+    return [c.sponsored_allowance_id == uuid.UUID(key.subject)]
+
+
+def user_limit(session: Session, user_id: str, now: datetime,
+               settings: BudgetSettings) -> Limit:
+    window = window_for(now, settings.period, settings.timezone)
+    limit = settings.base_allowance_micro + group_allowance(session, user_id) * MICRO
+    return Limit(CounterKey(USER, user_id, window.key), limit, window,
+                 DailyTokenLimitExceededError)
+
+
+def sponsor_limits(allowance: SponsoredAllowance, user_id: str, now: datetime,
+                   settings: BudgetSettings) -> list[Limit]:
+    """The allowance's total limit and, if set, its per-user limit per window."""
+    total_window = Window(allowance.creation_date, datetime.max.replace(tzinfo=now.tzinfo))
+    limits = [Limit(CounterKey(SPONSOR_TOTAL, str(allowance.id), 0),
+                    allowance.total_credit_limit * MICRO, total_window,
+                    TotalTokenLimitExceededError)]
+    if allowance.daily_credit_limit is not None:
+        window = window_for(now, settings.period, settings.timezone)
+        limits.append(Limit(CounterKey(SPONSOR_USER, f"{allowance.id}:{user_id}", window.key),
+                            allowance.daily_credit_limit * MICRO, window,
+                            DailyTokenLimitExceededError))
+    return limits
+
+
+def _counter_where(key: CounterKey) -> sa.ColumnElement[bool]:
+    return sa.and_(counter.c.scope == key.scope, counter.c.subject == key.subject,
+                   counter.c.window_start == key.window_start)
+
+
+def _ensure_counter(session: Session, key: CounterKey, window: Window) -> None:
+    """Create the counter from the ledger's sum if it does not exist (race-safe)."""
+    spent = (
+        sa.select(sa.literal(key.scope), sa.literal(key.subject),
+                  sa.literal(key.window_start, sa.BigInteger),
+                  sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0),
+                  sa.literal(0, sa.BigInteger))
+        .where(*_ledger_filter(key, window))
+    )
+    cols = ["scope", "subject", "window_start", "spent_micro", "reserved_micro"]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(counter).from_select(cols, spent).on_conflict_do_nothing()
+    session.execute(stmt)
+
+
+def _read_counter(session: Session, key: CounterKey) -> tuple[int, int] | None:
+    row = session.execute(
+        sa.select(counter.c.spent_micro, counter.c.reserved_micro).where(_counter_where(key))
+    ).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def _ledger_sum(session: Session, key: CounterKey, window: Window) -> int:
+    return int(session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0))
+        .where(*_ledger_filter(key, window))
+    ) or 0)
+
+
+def balance_of(session: Session, limit: Limit) -> Balance:
+    """Read a limit's state: one counter row, or the window's ledger rows if none yet."""
+    row = _read_counter(session, limit.key)
+    if row is None:
+        spent, reserved = _ledger_sum(session, limit.key, limit.window), 0
+    else:
+        spent, reserved = row
+    return Balance(limit.limit_micro, spent, reserved, limit.window)
+
+
+def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -> bool:
+    stmt = sa.update(counter).where(_counter_where(limit.key)).values(
+        reserved_micro=counter.c.reserved_micro + estimate)
+    if enforce and limit.limit_micro is not None and estimate > 0:
+        stmt = stmt.where(
+            counter.c.spent_micro + counter.c.reserved_micro + estimate <= limit.limit_micro)
+    return session.execute(stmt).rowcount == 1
+
+
+def _reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -> None:
+    if _try_reserve(session, limit, estimate, enforce):
+        return
+    if _read_counter(session, limit.key) is None:
+        _ensure_counter(session, limit.key, limit.window)
+        if _try_reserve(session, limit, estimate, enforce):
+            return
+    state = balance_of(session, limit)
+    remaining = state.remaining_micro or 0
+    raise limit.error(
+        f"credit limit reached: {micro_to_credits(max(remaining, 0)).normalize():f} credits "
+        f"left of {micro_to_credits(limit.limit_micro or 0).normalize():f}, "
+        f"this request needs about {micro_to_credits(estimate).normalize():f}",
+        remaining=micro_to_credits(remaining), limit=micro_to_credits(limit.limit_micro or 0),
+        reset_at=limit.window.end if limit.key.scope != SPONSOR_TOTAL else None,
+    )
+
+
+def _apply_spend(session: Session, limit_key: CounterKey, window: Window,
+                 charged: int, released: int) -> None:
+    """Add ``charged`` to spent and take ``released`` off reserved, creating if missing."""
+    result = session.execute(
+        sa.update(counter).where(_counter_where(limit_key)).values(
+            spent_micro=counter.c.spent_micro + charged,
+            reserved_micro=counter.c.reserved_micro - released,
+        )
+    )
+    if result.rowcount == 0:
+        # The ledger row is already inserted in this transaction, so the sum includes it.
+        _ensure_counter(session, limit_key, window)
+
+
+# -- admission ----------------------------------------------------------------------------
+
+def check_allowance_usable(allowance: SponsoredAllowance, model_id: str, now: datetime) -> None:
+    if model_id not in covered_models(allowance):
+        raise ModelNotCoveredError(
+            f"sponsored allowance {allowance.name!r} does not cover model {model_id!r}; "
+            f"it covers: {', '.join(covered_models(allowance))}"
+        )
+    if allowance.expires_at is not None and now >= allowance.expires_at:
+        raise AllowanceExpiredError(
+            f"sponsored allowance {allowance.name!r} expired at "
+            f"{allowance.expires_at.isoformat()}", remaining=micro_to_credits(0))
+
+
+def limits_for(session: Session, user_id: str, allowance: SponsoredAllowance | None,
+               now: datetime, settings: BudgetSettings) -> list[Limit]:
+    if allowance is None:
+        return [user_limit(session, user_id, now, settings)]
+    return sponsor_limits(allowance, user_id, now, settings)
+
+
+def require_price(session: Session, provider: str, model_id: str, now: datetime) -> Price:
+    price = price_at(session, provider, model_id, now)
+    if price is None:
+        raise UnknownModelError(
+            f"model {model_id!r} of provider {provider!r} has no price, so it cannot be "
+            "used; an admin must price it first (owui-token-tracking pricing add)"
+        )
+    return price
+
+
+def reserve(
+    session: Session,
+    *,
+    user_id: str,
+    provider: str,
+    model_id: str,
+    estimate: Usage,
+    now: datetime,
+    allowance: SponsoredAllowance | None = None,
+    enforce: bool = True,
+    chat_id: str | None = None,
+    message_id: str | None = None,
+    task: str | None = None,
+    settings: BudgetSettings | None = None,
+) -> Admitted:
+    """Admit a request and hold its estimated cost, or raise a limit error.
+
+    ``enforce=False`` (Open WebUI background tasks) reserves without checking limits.
+    Free models are always admitted. Unpriced models raise ``UnknownModelError``.
+    """
+    if not user_id:
+        raise InvalidInputError("a user id is required to charge a request")
+    settings = settings or budget_settings(session)
+    settle_expired(session, now)
+    price = require_price(session, provider, model_id, now)
+    if allowance is not None:
+        check_allowance_usable(allowance, model_id, now)
+    free = is_free(price)
+    estimate_micro = 0 if free else charge(estimate, price).micro_credits
+    limits = [] if free else limits_for(session, user_id, allowance, now, settings)
+    for limit in limits:
+        _reserve_one(session, limit, estimate_micro, enforce)
+    window_start = limits[-1].key.window_start if limits else 0
+    rid = str(uuid.uuid4())
+    session.execute(sa.insert(reservation_table).values(
+        id=rid, user_id=user_id, provider=provider, model_id=model_id,
+        sponsored_allowance_id=allowance.id if allowance else None,
+        estimate_micro=estimate_micro, window_start=window_start,
+        estimate_input_tokens=estimate.prompt_tokens,
+        estimate_output_tokens=estimate.response_tokens,
+        created_at=now, expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
+        chat_id=chat_id, message_id=message_id, task=task,
+    ))
+    return Admitted(rid, estimate_micro, price, free)
+
+
+def _reservation_limit_keys(res: sa.Row[tuple[object, ...]],
+                            settings: BudgetSettings) -> list[tuple[CounterKey, Window]]:
+    """The counters a reservation touched (rebuilt from its stored window)."""
+    created: datetime = res.created_at
+    window = window_for(created, settings.period, settings.timezone)
+    if window.key != res.window_start:  # settings changed mid-request: use the stored key
+        window = Window(datetime.fromtimestamp(res.window_start, created.tzinfo), window.end)
+    if res.sponsored_allowance_id is None:
+        return [(CounterKey(USER, res.user_id, res.window_start), window)]
+    aid = str(res.sponsored_allowance_id)
+    keys = [(CounterKey(SPONSOR_TOTAL, aid, 0),
+             Window(datetime.fromtimestamp(0, created.tzinfo),
+                    datetime.max.replace(tzinfo=created.tzinfo)))]
+    if res.window_start:
+        keys.append((CounterKey(SPONSOR_USER, f"{aid}:{res.user_id}", res.window_start), window))
+    return keys
+
+
+def _take_reservation(session: Session, reservation_id: str) -> sa.Row[tuple[object, ...]] | None:
+    """Read and delete a reservation; None if another process settled it first."""
+    row = session.execute(
+        sa.select(reservation_table).where(reservation_table.c.id == reservation_id)
+    ).first()
+    if row is None:
+        return None
+    deleted = session.execute(
+        sa.delete(reservation_table).where(reservation_table.c.id == reservation_id)
+    ).rowcount
+    return row if deleted == 1 else None
+
+
+def _insert_usage(session: Session, values: dict[str, object]) -> int | None:
+    """Insert a ledger row; None when (chat_id, message_id) was already charged."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(usage_log).values(**values)
+    if values.get("chat_id") is not None and values.get("message_id") is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
+    return session.execute(stmt.returning(usage_log.c.id)).scalar()
+
+
+def _usage_values(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens, "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens, "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
+
+
+def settle(session: Session, reservation_id: str, usage: Usage, *, status: str = "completed",
+           charged_micro: int | None = None, settings: BudgetSettings | None = None
+           ) -> int | None:
+    """Turn a reservation into a ledger row charged for ``usage``; returns the row id.
+
+    Returns None when the reservation was already settled or expired (nothing charged
+    twice), or when the same (chat, message) was already charged.
+    """
+    if status not in STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    res = _take_reservation(session, reservation_id)
+    if res is None:
+        logger.warning("reservation %s was already settled or expired", reservation_id)
+        return None
+    settings = settings or budget_settings(session)
+    if charged_micro is None:
+        price = price_at(session, res.provider, res.model_id, res.created_at) or \
+            _any_price(session, res.provider, res.model_id, res.created_at)
+        charged_micro = charge(usage, price).micro_credits if price else res.estimate_micro
+    row_id = _insert_usage(session, {
+        "created_at": res.created_at, "user_id": res.user_id, "provider": res.provider,
+        "model_id": res.model_id, "sponsored_allowance_id": res.sponsored_allowance_id,
+        **_usage_values(usage), "charged_micro": charged_micro, "status": status,
+        "chat_id": res.chat_id, "message_id": res.message_id, "task": res.task,
+    })
+    charged = charged_micro if row_id is not None else 0
+    if res.estimate_micro or charged:
+        for key, window in _reservation_limit_keys(res, settings):
+            _apply_spend(session, key, window, charged, res.estimate_micro)
+    return row_id
+
+
+def _any_price(session: Session, provider: str, model_id: str, at: datetime) -> Price | None:
+    """The price in force even if the model was removed from the catalogue meanwhile."""
+    from .prices import PriceInput
+    from .schema import PriceHistory
+    row = session.scalars(
+        sa.select(PriceHistory).where(
+            PriceHistory.provider == provider, PriceHistory.model_id == model_id,
+            PriceHistory.effective_from <= at,
+        ).order_by(PriceHistory.effective_from.desc()).limit(1)
+    ).first()
+    return None if row is None else PriceInput.from_row(row).to_price(row.effective_from)
+
+
+def release(session: Session, reservation_id: str, settings: BudgetSettings | None = None
+            ) -> bool:
+    """Give back a reservation of a request that used nothing (failed before any token)."""
+    res = _take_reservation(session, reservation_id)
+    if res is None:
+        return False
+    if res.estimate_micro:
+        settings = settings or budget_settings(session)
+        for key, window in _reservation_limit_keys(res, settings):
+            _apply_spend(session, key, window, 0, res.estimate_micro)
+    return True
+
+
+def settle_expired(session: Session, now: datetime, batch: int = 50) -> int:
+    """Charge reservations whose process died at their estimate, flagged ``estimated``."""
+    ids = list(session.scalars(
+        sa.select(reservation_table.c.id).where(reservation_table.c.expires_at <= now)
+        .order_by(reservation_table.c.expires_at).limit(batch)
+    ))
+    settled = 0
+    for rid in ids:
+        row = session.execute(sa.select(reservation_table).where(
+            reservation_table.c.id == rid)).first()
+        if row is None:
+            continue
+        estimate = Usage(input_tokens=row.estimate_input_tokens,
+                         output_tokens=row.estimate_output_tokens)
+        if settle(session, rid, estimate, status="estimated",
+                  charged_micro=row.estimate_micro) is not None:
+            settled += 1
+            logger.warning("reservation %s of user %s expired unsettled; charged its estimate",
+                           rid, row.user_id)
+    return settled
+
+
+def record_usage(
+    session: Session,
+    *,
+    user_id: str,
+    provider: str,
+    model_id: str,
+    usage: Usage,
+    now: datetime,
+    allowance: SponsoredAllowance | None = None,
+    status: str = "completed",
+    chat_id: str | None = None,
+    message_id: str | None = None,
+    task: str | None = None,
+    settings: BudgetSettings | None = None,
+) -> int | None:
+    """Charge usage that was not reserved first (0.1.10's ``log_token_usage``, filters).
+
+    No limit is checked: the tokens are already spent. Returns the new row id, or None
+    if this (chat, message) was already charged.
+    """
+    if status not in STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if allowance is not None and model_id not in covered_models(allowance):
+        raise ModelNotCoveredError(
+            f"sponsored allowance {allowance.name!r} does not cover model {model_id!r}")
+    price = require_price(session, provider, model_id, now)
+    charged = charge(usage, price).micro_credits
+    row_id = _insert_usage(session, {
+        "created_at": now, "user_id": user_id, "provider": provider, "model_id": model_id,
+        "sponsored_allowance_id": allowance.id if allowance else None, **_usage_values(usage),
+        "charged_micro": charged, "status": status, "chat_id": chat_id,
+        "message_id": message_id, "task": task,
+    })
+    if row_id is not None and charged:
+        settings = settings or budget_settings(session)
+        for limit in limits_for(session, user_id, allowance, now, settings):
+            _apply_spend(session, limit.key, limit.window, charged, 0)
+    return row_id
+
+
+def user_balance(session: Session, user_id: str, now: datetime,
+                 allowance: SponsoredAllowance | None = None,
+                 settings: BudgetSettings | None = None) -> list[tuple[Limit, Balance]]:
+    """Each limit that applies to the user (and allowance) with its current state."""
+    settings = settings or budget_settings(session)
+    limits = limits_for(session, user_id, allowance, now, settings)
+    return [(limit, balance_of(session, limit)) for limit in limits]
+
+
+def get_usage_row(session: Session, row_id: int) -> TokenUsageLog:
+    row = session.get(TokenUsageLog, row_id)
+    if row is None:
+        raise NotFoundError(f"no usage row {row_id}")
+    return row

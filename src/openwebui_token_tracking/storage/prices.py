@@ -1,0 +1,175 @@
+"""Model prices: the catalogue (current price per model) and its dated history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..accounting.pricing import Price, Rate
+from ..errors import InvalidInputError, NotFoundError
+from .schema import ModelPricing, PriceHistory
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PriceInput:
+    """A price as admins write it: credits per N tokens, 0.1.10's columns plus cache rates."""
+
+    input_cost_credits: int
+    per_input_tokens: int
+    output_cost_credits: int
+    per_output_tokens: int
+    cached_input_cost_credits: int | None = None
+    per_cached_input_tokens: int | None = None
+    cache_write_cost_credits: int | None = None
+    per_cache_write_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise InvalidInputError(f"{f.name} must be a whole number, got {v!r}")
+            if f.name.startswith("per_") and v <= 0:
+                raise InvalidInputError(f"{f.name} must be positive, got {v}")
+            if v < 0:
+                raise InvalidInputError(f"{f.name} must not be negative, got {v}")
+        for kind in ("cached_input", "cache_write"):
+            cost = getattr(self, f"{kind}_cost_credits")
+            per = getattr(self, f"per_{kind}_tokens")
+            if (cost is None) != (per is None):
+                raise InvalidInputError(
+                    f"give both {kind}_cost_credits and per_{kind}_tokens, or neither"
+                )
+
+    def to_price(self, effective_from: datetime | None = None) -> Price:
+        def rate(cost: int | None, per: int | None) -> Rate | None:
+            return None if cost is None or per is None else Rate(cost, per)
+
+        return Price(
+            input=Rate(self.input_cost_credits, self.per_input_tokens),
+            output=Rate(self.output_cost_credits, self.per_output_tokens),
+            cached_input=rate(self.cached_input_cost_credits, self.per_cached_input_tokens),
+            cache_write=rate(self.cache_write_cost_credits, self.per_cache_write_tokens),
+            effective_from=effective_from,
+        )
+
+    def as_columns(self) -> dict[str, int | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_row(cls, row: object) -> PriceInput:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+def set_price(
+    session: Session,
+    *,
+    provider: str,
+    model_id: str,
+    name: str | None,
+    price: PriceInput,
+    now: datetime,
+    effective_from: datetime | None = None,
+    source: str = "manual",
+) -> ModelPricing:
+    """Create or change a model's price from ``effective_from`` (default ``now``) on.
+
+    Usage already charged keeps its charge; the old price stays in the history.
+    """
+    if not provider or not model_id:
+        raise InvalidInputError("provider and model id must not be empty")
+    start = effective_from or now
+    row = session.get(ModelPricing, (provider, model_id))
+    if row is None:
+        row = ModelPricing(provider=provider, id=model_id)
+        session.add(row)
+    if name is not None:
+        row.name = name
+    elif row.name is None:
+        row.name = model_id
+    changed = row.input_cost_credits is None or PriceInput.from_row(row) != price
+    for key, value in price.as_columns().items():
+        setattr(row, key, value)
+    row.source = source
+    row.updated_at = now
+    if changed:
+        existing = session.scalar(
+            sa.select(PriceHistory).where(
+                PriceHistory.provider == provider,
+                PriceHistory.model_id == model_id,
+                PriceHistory.effective_from == start,
+            )
+        )
+        if existing is None:
+            existing = PriceHistory(provider=provider, model_id=model_id, effective_from=start)
+            session.add(existing)
+        for key, value in price.as_columns().items():
+            setattr(existing, key, value)
+        existing.source = source
+    session.flush()
+    return row
+
+
+def delete_price(session: Session, *, provider: str, model_id: str) -> None:
+    """Remove a model from the catalogue: it can no longer be used or charged."""
+    row = session.get(ModelPricing, (provider, model_id))
+    if row is None:
+        raise NotFoundError(f"no price for model {model_id!r} of provider {provider!r}")
+    session.delete(row)
+    session.flush()
+
+
+_price_at = (
+    sa.select(PriceHistory)
+    .join(
+        ModelPricing,
+        sa.and_(
+            ModelPricing.provider == PriceHistory.provider,
+            ModelPricing.id == PriceHistory.model_id,
+        ),
+    )
+    .where(
+        PriceHistory.provider == sa.bindparam("provider"),
+        PriceHistory.model_id == sa.bindparam("model_id"),
+        PriceHistory.effective_from <= sa.bindparam("at", type_=PriceHistory.effective_from.type),
+    )
+    .order_by(PriceHistory.effective_from.desc())
+    .limit(1)
+)
+
+
+def price_at(session: Session, provider: str, model_id: str, at: datetime) -> Price | None:
+    """The price in force for the model at ``at``, or None if the model is not priced."""
+    row = session.scalars(
+        _price_at, {"provider": provider, "model_id": model_id, "at": at}
+    ).first()
+    if row is None:
+        return None
+    return PriceInput.from_row(row).to_price(row.effective_from)
+
+
+def list_prices(session: Session, provider: str | None = None,
+                model_id: str | None = None) -> list[ModelPricing]:
+    q = sa.select(ModelPricing).order_by(ModelPricing.provider, ModelPricing.id)
+    if provider:
+        q = q.where(ModelPricing.provider == provider)
+    if model_id:
+        q = q.where(ModelPricing.id == model_id)
+    return list(session.scalars(q))
+
+
+def free_models(session: Session) -> list[ModelPricing]:
+    """Models whose every rate is zero: usable whatever a user's balance."""
+    q = sa.select(ModelPricing).where(
+        ModelPricing.input_cost_credits == 0,
+        ModelPricing.output_cost_credits == 0,
+        sa.func.coalesce(ModelPricing.cached_input_cost_credits, 0) == 0,
+        sa.func.coalesce(ModelPricing.cache_write_cost_credits, 0) == 0,
+    ).order_by(ModelPricing.provider, ModelPricing.id)
+    return list(session.scalars(q))

@@ -1,0 +1,165 @@
+"""Settings: typed reads with documented defaults, validated writes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..accounting.budget import Period
+from ..accounting.money import credits_to_micro
+from ..errors import InvalidInputError, NotFoundError
+from .schema import BaseSetting
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    default: str
+    description: str
+
+
+SPECS: dict[str, SettingSpec] = {
+    s.key: s
+    for s in [
+        SettingSpec("base_credit_allowance", "1000", "Baseline credit allowance for all users."),
+        SettingSpec("budget_period", "day", "Allowance window: day, week or month."),
+        SettingSpec("budget_timezone", "UTC", "IANA time zone of the window boundaries."),
+        SettingSpec(
+            "limit_contact_text",
+            "Contact your administrator if you need more credits.",
+            "Text shown to a user whose request is refused by a limit.",
+        ),
+        SettingSpec("credits_per_usd", "1000", "Credits that one US dollar buys (price import)."),
+        SettingSpec(
+            "reservation_ttl_seconds",
+            "900",
+            "After this many seconds an unsettled reservation is charged at its estimate.",
+        ),
+    ]
+}
+
+
+def validate_setting(key: str, value: str) -> str:
+    """The canonical text of ``value`` for ``key``, or ``InvalidInputError``."""
+    if key not in SPECS:
+        raise InvalidInputError(
+            f"unknown setting {key!r}; known settings: {', '.join(sorted(SPECS))}"
+        )
+    value = value.strip()
+    if key in ("base_credit_allowance", "credits_per_usd"):
+        try:
+            micro = credits_to_micro(value)
+        except ValueError as exc:
+            raise InvalidInputError(f"{key} must be a number, got {value!r}") from exc
+        if micro < 0 or (key == "credits_per_usd" and micro == 0):
+            raise InvalidInputError(f"{key} must be positive, got {value!r}")
+    elif key == "budget_period":
+        try:
+            Period(value)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"budget_period must be day, week or month, got {value!r}"
+            ) from exc
+    elif key == "budget_timezone":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidInputError(
+                f"budget_timezone must be an IANA time zone like Europe/Berlin, got {value!r}"
+            ) from exc
+    elif key == "reservation_ttl_seconds":
+        if not value.isdigit() or int(value) < 1:
+            raise InvalidInputError(f"{key} must be a positive whole number, got {value!r}")
+    return value
+
+
+def read_all(session: Session) -> dict[str, str]:
+    """Every stored setting, unvalidated."""
+    rows = session.execute(sa.select(BaseSetting.setting_key, BaseSetting.setting_value))
+    return {k: v for k, v in rows if v is not None}
+
+
+def get_value(session: Session, key: str, stored: dict[str, str] | None = None) -> str:
+    """A setting's value; a missing or invalid one falls back to its default, with a warning."""
+    spec = SPECS[key]
+    if stored is None:
+        raw = session.get(BaseSetting, key)
+        value = raw.setting_value if raw is not None else None
+    else:
+        value = stored.get(key)
+    if value is None:
+        logger.warning("setting %s is not set; using the default %r", key, spec.default)
+        return spec.default
+    try:
+        return validate_setting(key, value)
+    except InvalidInputError as exc:
+        logger.warning("%s; using the default %r", exc, spec.default)
+        return spec.default
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    """The settings admission needs, parsed."""
+
+    base_allowance_micro: int
+    period: Period
+    timezone: ZoneInfo
+    contact_text: str
+    reservation_ttl_seconds: int
+
+
+def budget_settings(session: Session) -> BudgetSettings:
+    stored = read_all(session)
+    return BudgetSettings(
+        base_allowance_micro=credits_to_micro(get_value(session, "base_credit_allowance", stored)),
+        period=Period(get_value(session, "budget_period", stored)),
+        timezone=ZoneInfo(get_value(session, "budget_timezone", stored)),
+        contact_text=get_value(session, "limit_contact_text", stored),
+        reservation_ttl_seconds=int(get_value(session, "reservation_ttl_seconds", stored)),
+    )
+
+
+def credits_per_usd(session: Session) -> Decimal:
+    return Decimal(get_value(session, "credits_per_usd"))
+
+
+def set_value(session: Session, key: str, value: str) -> None:
+    """Validate and store a setting (the caller commits)."""
+    value = validate_setting(key, value)
+    row = session.get(BaseSetting, key)
+    if row is None:
+        session.add(BaseSetting(setting_key=key, setting_value=value,
+                                description=SPECS[key].description))
+    else:
+        row.setting_value = value
+    session.flush()
+
+
+def get_setting(session: Session, key: str) -> str:
+    """A stored setting's raw value; ``NotFoundError`` when it is not stored."""
+    if key not in SPECS:
+        raise NotFoundError(f"unknown setting {key!r}; known: {', '.join(sorted(SPECS))}")
+    row = session.get(BaseSetting, key)
+    if row is None or row.setting_value is None:
+        raise NotFoundError(f"setting {key!r} is not set (default: {SPECS[key].default!r})")
+    return row.setting_value
+
+
+def ensure_defaults(session: Session) -> list[str]:
+    """Store the default of every missing setting; never overwrite one. Returns the keys added."""
+    stored = read_all(session)
+    added = []
+    for spec in SPECS.values():
+        if spec.key not in stored:
+            session.add(BaseSetting(setting_key=spec.key, setting_value=spec.default,
+                                    description=spec.description))
+            added.append(spec.key)
+    session.flush()
+    return added

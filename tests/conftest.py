@@ -1,0 +1,110 @@
+"""Test databases: every test gets its own SQLite file or PostgreSQL schema.
+
+Backends come from ``TT_TEST_BACKENDS`` (default ``sqlite``, plus ``postgresql`` when
+``TT_TEST_POSTGRES_URL`` is set, as ``.ci/run`` does). Each PostgreSQL test gets a fresh
+schema that is dropped afterwards, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from openwebui_token_tracking.storage import migrate
+from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
+from openwebui_token_tracking.storage.openwebui_tables import openwebui_metadata, user_table
+
+PG_URL = os.environ.get("TT_TEST_POSTGRES_URL", "")
+
+
+def _backends() -> list[str]:
+    configured = os.environ.get("TT_TEST_BACKENDS")
+    if configured:
+        names = [b.strip() for b in configured.split(",") if b.strip()]
+    else:
+        names = ["sqlite"] + (["postgresql"] if PG_URL else [])
+    if "postgresql" in names and not PG_URL:
+        raise pytest.UsageError("TT_TEST_BACKENDS asks for postgresql: set TT_TEST_POSTGRES_URL")
+    return names
+
+
+BACKENDS = _backends()
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+USERS = [
+    {"id": "u-alice", "name": "Alice", "email": "alice@example.edu", "role": "user"},
+    {"id": "u-bob", "name": "Bob", "email": "bob@example.edu", "role": "user"},
+    {"id": "u-admin", "name": "Ada Admin", "email": "admin@example.edu", "role": "admin"},
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the backend under test, removed afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'webui.db'}"
+        dispose_engines()
+        return
+    schema = f"tt_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+                             if PG_URL.startswith("postgresql://") else PG_URL,
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def create_openwebui_users(engine: Engine, users: list[dict[str, str]] = USERS) -> None:
+    """A stand-in for Open WebUI's ``user`` table (tests only; we never create it)."""
+    openwebui_metadata.create_all(engine, tables=[user_table])
+    with engine.begin() as conn:
+        conn.execute(sa.insert(user_table), users)
+
+
+_sqlite_template: dict[str, Path] = {}
+
+
+@pytest.fixture
+def engine(db_url: str, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """A migrated database with Open WebUI's stand-in users, ready to charge."""
+    if backend == "sqlite":
+        # Migrating once and copying the file keeps the suite fast; the migration itself
+        # is tested on a fresh database in test_migrations.
+        template = _sqlite_template.get("t")
+        if template is None:
+            template = tmp_path_factory.mktemp("template") / "webui.db"
+            eng = sa.create_engine(f"sqlite:///{template}")
+            migrate.upgrade(get_engine(f"sqlite:///{template}"))
+            create_openwebui_users(eng)
+            eng.dispose()
+            dispose_engines()
+            _sqlite_template["t"] = template
+        shutil.copy(template, db_url.removeprefix("sqlite:///"))
+        return get_engine(db_url)
+    eng = get_engine(db_url)
+    migrate.upgrade(eng)
+    create_openwebui_users(eng)
+    return eng
