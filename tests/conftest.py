@@ -108,3 +108,9 @@ def engine(db_url: str, backend: str, tmp_path_factory: pytest.TempPathFactory) 
     migrate.upgrade(eng)
     create_openwebui_users(eng)
     return eng
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio, as Open WebUI does."""
+    return "asyncio"
