@@ -78,6 +78,19 @@ class BalanceReport:
         return min(values) if values else None
 
 
+@contextmanager
+def transaction(database_url: str | URL | None = None) -> Iterator[Session]:
+    """One session in one transaction on the cached engine for ``database_url``.
+
+    ``None`` means ``DATABASE_URL`` (or Open WebUI's SQLite default). Commits on success,
+    rolls back on any error, so nothing is half-written.
+    """
+    engine = get_engine(database_url)
+    with translate_db_errors(str(engine.url)), Session(engine, expire_on_commit=False) as s, \
+            s.begin():
+        yield s
+
+
 class Accountant:
     """Charges and admits requests against one database."""
 

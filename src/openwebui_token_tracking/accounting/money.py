@@ -12,6 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 
 MICRO = 1_000_000
+MAX_CREDITS = 10**12
+"""Amounts beyond a trillion credits are refused as input errors (they fit in 64 bits)."""
 
 
 def round_micro(amount: Fraction) -> int:
@@ -40,6 +42,8 @@ def credits_to_micro(credits: int | str | Decimal) -> int:
         raise ValueError(f"not a number of credits: {credits!r}") from exc
     if not value.is_finite():
         raise ValueError(f"not a finite number of credits: {credits!r}")
+    if abs(value) > MAX_CREDITS:
+        raise ValueError(f"credits must be at most {MAX_CREDITS:,}: {credits!r}")
     micro = value * MICRO
     if micro != micro.to_integral_value():
         raise ValueError(f"credits have at most 6 decimals: {credits!r}")

@@ -130,3 +130,7 @@ _group_allowance = (
 def group_allowance(session: Session, user_id: str) -> int:
     """Sum of the allowances (whole credits) of every group the user is in."""
     return int(session.scalar(_group_allowance, {"user_id": user_id}) or 0)
+
+
+def list_groups(session: Session) -> list[CreditGroup]:
+    return list(session.scalars(sa.select(CreditGroup).order_by(CreditGroup.name)))

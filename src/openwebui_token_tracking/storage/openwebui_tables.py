@@ -7,6 +7,7 @@ touch them. Tests create a stand-in ``user`` table from here.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped
 
 openwebui_metadata = sa.MetaData()
 
@@ -18,3 +19,18 @@ user_table = sa.Table(
     sa.Column("email", sa.String(255)),
     sa.Column("role", sa.String(255)),
 )
+
+
+class _OpenWebUIBase(DeclarativeBase):
+    metadata = openwebui_metadata
+
+
+class User(_OpenWebUIBase):
+    """Read-only ORM view of Open WebUI's ``user`` table (0.1.10's ``db.User``)."""
+
+    __table__ = user_table
+
+    id: Mapped[str]
+    name: Mapped[str | None]
+    email: Mapped[str | None]
+    role: Mapped[str | None]

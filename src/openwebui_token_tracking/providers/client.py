@@ -1,0 +1,78 @@
+"""HTTP for every adapter: one non-streamed POST, or one SSE stream.
+
+Everything here is async (httpx.AsyncClient): a pipe must never block Open WebUI's
+event loop. Errors leave as ``ProviderError`` through :func:`.errors.map_http_errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from ..accounting.usage import Usage
+from ..errors import ProviderError
+from .errors import map_http_errors, raise_for_status
+from .protocol import Completion, Delta, HTTPCall, StreamParser, WireProtocol
+from .sse import aiter_sse
+
+
+def _request(client: httpx.AsyncClient, call: HTTPCall) -> httpx.Request:
+    return client.build_request("POST", call.url, headers=call.headers, params=call.params,
+                                json=call.json)
+
+
+async def complete(client: httpx.AsyncClient, protocol: WireProtocol, call: HTTPCall,
+                   provider: str) -> Completion:
+    """Send a non-streamed request and parse the answer."""
+    with map_http_errors(provider):
+        response = await client.send(_request(client, call))
+    await raise_for_status(response, provider)
+    try:
+        data: Any = response.json()
+    except ValueError as exc:
+        raise ProviderError(f"{provider} answered with a body that is not JSON: "
+                            f"{response.text[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise ProviderError(f"{provider} answered with unexpected JSON: {str(data)[:200]}")
+    return protocol.parse_completion(data)
+
+
+class ProviderStream:
+    """An open streamed response: iterate :meth:`deltas`, then read :attr:`usage`."""
+
+    def __init__(self, response: httpx.Response, parser: StreamParser, provider: str) -> None:
+        self.response = response
+        self.parser = parser
+        self.provider = provider
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage the server reported so far (cumulative), None if none yet."""
+        return self.parser.usage
+
+    async def deltas(self) -> AsyncIterator[Delta]:
+        with map_http_errors(self.provider):
+            async for event in aiter_sse(self.response.aiter_lines()):
+                for delta in self.parser.feed(event):
+                    yield delta
+                if self.parser.finished:
+                    break
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+async def open_stream(client: httpx.AsyncClient, protocol: WireProtocol, call: HTTPCall,
+                      provider: str) -> ProviderStream:
+    """Send a streamed request; a refusal (4xx/5xx) raises before any event is read."""
+    with map_http_errors(provider):
+        response = await client.send(_request(client, call), stream=True)
+    try:
+        await raise_for_status(response, provider)
+    except BaseException:
+        await response.aclose()
+        raise
+    return ProviderStream(response, protocol.stream_parser(), provider)
+

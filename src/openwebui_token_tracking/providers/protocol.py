@@ -1,0 +1,105 @@
+"""What every wire-protocol adapter provides, and the values they exchange.
+
+An adapter is pure translation: Open WebUI's OpenAI-style request body in, an
+``HTTPCall`` out; the provider's JSON body or SSE events in, text ``Delta``s and one
+``Usage`` out. HTTP itself lives in :mod:`.client`, so adapters are tested without it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..accounting.usage import Usage
+from ..errors import ProviderError
+from .sse import SSEEvent
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to reach a server: the pipe's valves, resolved.
+
+    ``auth_header`` empty means the protocol's own (``Authorization: Bearer`` for
+    OpenAI); a different name (Azure's ``api-key``) sends the bare key in it.
+    ``query`` is added to every URL (Azure's ``api-version``).
+    """
+
+    base_url: str
+    api_key: str = ""
+    auth_header: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class HTTPCall:
+    """One POST to send."""
+
+    url: str
+    headers: dict[str, str]
+    json: dict[str, Any]
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of streamed text; ``reasoning`` marks thinking text (not the answer)."""
+
+    text: str
+    reasoning: bool = False
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole non-streamed answer; ``usage`` is None when the server reported none."""
+
+    text: str
+    usage: Usage | None
+    reasoning: str = ""
+
+
+class StreamParser(Protocol):
+    """Turns one stream's SSE events into deltas, remembering the usage it saw."""
+
+    usage: Usage | None
+    finished: bool
+
+    def feed(self, event: SSEEvent) -> list[Delta]:
+        """Deltas of one event; raises ``ProviderError`` for an in-stream error."""
+        ...
+
+
+class WireProtocol(Protocol):
+    name: str
+    """The protocol's name, also the default provider billed (``openai``, ...)."""
+    default_base_url: str
+    max_image_bytes: int
+
+    def build_call(self, conn: Connection, model_id: str, body: Mapping[str, Any],
+                   stream: bool) -> HTTPCall: ...
+
+    def parse_completion(self, data: Mapping[str, Any]) -> Completion: ...
+
+    def stream_parser(self) -> StreamParser: ...
+
+
+def join_url(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def token_count(value: object) -> int:
+    """A token count from JSON: missing, null or malformed counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(int(value), 0)
+
+
+def loads_event(data: str, provider: str) -> Any:
+    """An SSE event's JSON data, or ``ProviderError`` when it is not JSON."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ProviderError(f"{provider} sent a stream event that is not JSON: "
+                            f"{data[:200]!r}") from exc
