@@ -23,6 +23,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from ..accountant import Accountant
+from ..errors import (
+    AlreadyExistsError,
+    DatabaseError,
+    InvalidInputError,
+    NotFoundError,
+    TokenTrackingError,
+)
 from .auth import Authenticator, AuthError, Principal
 
 T = TypeVar("T")
@@ -117,3 +124,16 @@ Caller = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require_admin)]
 AdminWrite = Annotated[Principal, Depends(require_admin_mutation)]
 State = Annotated[ServiceState, Depends(state)]
+
+
+def status_of(exc: TokenTrackingError) -> int:
+    """The HTTP status of a domain error."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, AlreadyExistsError):
+        return 409
+    if isinstance(exc, InvalidInputError):
+        return 422
+    if isinstance(exc, DatabaseError):
+        return 503
+    return 400

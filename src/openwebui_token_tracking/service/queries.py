@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..storage import reports
 from ..storage.ledger import user_limit
 from ..storage.openwebui_tables import user_table
-from ..storage.schema import Reservation, SponsoredAllowance, TokenUsageLog
+from ..storage.schema import CreditGroup, Reservation, TokenUsageLog
 from ..storage.settings_store import BudgetSettings
 
 log = TokenUsageLog.__table__.c
@@ -139,10 +139,6 @@ def open_reservations(session: Session, now: datetime) -> tuple[int, int, int]:
     return int(n), int(held), int(expired)
 
 
-def allowances(session: Session) -> list[SponsoredAllowance]:
-    return list(session.scalars(sa.select(SponsoredAllowance).order_by(SponsoredAllowance.name)))
-
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(3000, 1, 1, tzinfo=UTC)
 
@@ -153,3 +149,7 @@ def allowance_spent(session: Session, until: datetime = FAR_FUTURE) -> dict[str,
         return {}
     rows = reports.usage_summary(session, since=EPOCH, until=until, by="allowance")
     return {r.detail: r.charged_micro for r in rows if r.detail and r.detail != "deleted allowance"}
+
+
+def all_groups(session: Session) -> list[CreditGroup]:
+    return list(session.scalars(sa.select(CreditGroup).order_by(CreditGroup.name)))

@@ -1,0 +1,78 @@
+"""``/metrics`` in the Prometheus text format (version 0.0.4), read from the ledger.
+
+The ledger stores charged requests only: a request refused by a limit writes no row,
+so refusals cannot be counted here (``tt_requests_refused_total`` is not exported;
+the exposition says so in a comment). Everything else is exact sums of the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from ..accounting.money import MICRO, micro_to_credits
+from ..storage import reports, sponsors
+from . import queries
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+TOKEN_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in labels.items()) + "}"
+
+
+def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+
+
+def render(session: Session, now: datetime) -> str:
+    rows = reports.usage_summary(session, since=queries.EPOCH, until=queries.FAR_FUTURE,
+                                 by="model")
+    out: list[str] = []
+    out += _family(
+        "tt_credits_charged_total", "counter", "Credits charged, by provider and model.",
+        (f"tt_credits_charged_total{_labels(provider=r.detail or '', model=r.key)} "
+         f"{micro_to_credits(r.charged_micro)}" for r in rows))
+    out += _family(
+        "tt_requests_charged_total", "counter", "Requests charged, by provider and model.",
+        (f"tt_requests_charged_total{_labels(provider=r.detail or '', model=r.key)} "
+         f"{r.requests}" for r in rows))
+    out += _family(
+        "tt_tokens_charged_total", "counter",
+        "Tokens charged, by provider, model and kind (input, cached_input, cache_write, "
+        "output, reasoning).",
+        (f"tt_tokens_charged_total"
+         f"{_labels(provider=r.detail or '', model=r.key, kind=kind)} "
+         f"{getattr(r, kind + '_tokens')}" for r in rows for kind in TOKEN_KINDS))
+    out.append("# tt_requests_refused_total is not exported: the ledger records charged "
+               "requests only, a refused request writes nothing.")
+    count, held, expired = queries.open_reservations(session, now)
+    out += _family("tt_reservations_open", "gauge", "Reservations of requests in flight.",
+                   [f"tt_reservations_open {count}"])
+    out += _family("tt_reservations_open_credits", "gauge",
+                   "Credits held by open reservations.",
+                   [f"tt_reservations_open_credits {micro_to_credits(held)}"])
+    out += _family("tt_reservations_expired", "gauge",
+                   "Open reservations past their expiry (charged at estimate on next use).",
+                   [f"tt_reservations_expired {expired}"])
+    spent = queries.allowance_spent(session)
+    allowances = sponsors.list_allowances(session)
+    out += _family(
+        "tt_sponsored_allowance_remaining_credits", "gauge",
+        "Credits left of each sponsored allowance's total limit.",
+        (f"tt_sponsored_allowance_remaining_credits{_labels(allowance=a.name)} "
+         f"{micro_to_credits(a.total_credit_limit * MICRO - spent.get(str(a.id), 0))}"
+         for a in allowances))
+    out += _family(
+        "tt_sponsored_allowance_limit_credits", "gauge",
+        "Total credit limit of each sponsored allowance.",
+        (f"tt_sponsored_allowance_limit_credits{_labels(allowance=a.name)} "
+         f"{a.total_credit_limit}" for a in allowances))
+    return "\n".join(out) + "\n"
