@@ -1,0 +1,172 @@
+"""The tracked manifold pipe: Open WebUI's ``pipe()`` in front of a wire protocol.
+
+Per request: resolve model, user and sponsored allowance -> admission (a limit
+refusal is raised, so Open WebUI shows it) -> stream or not -> settle in ``finally``.
+A stream that is stopped (client disconnect, Stop button: ``CancelledError`` or
+``GeneratorExit`` in the generator) or fails mid-way is charged for what was used,
+with status ``stopped``/``error``; a request failing before any token is released.
+Everything is async: HTTP with ``httpx.AsyncClient``, the database in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from ..accountant import Accountant, utcnow
+from ..errors import ProviderError, TokenTrackingError
+from ..providers.client import ProviderStream, complete, open_stream
+from ..providers.estimate import prompt_tokens
+from ..providers.protocol import Completion, WireProtocol
+from ..storage.prices import list_prices
+from .billing import Bill
+from .chunks import ThinkTags, completion, status_line, usage_chunk
+from .context import RequestContext
+from .valves import PipeSettings, PipeValves, resolve
+
+logger = logging.getLogger(__name__)
+
+Emitter = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class TrackedPipe:
+    """Base of the tracked pipes; a subclass names its protocol and environment."""
+
+    protocol: ClassVar[WireProtocol]
+    provider_default: ClassVar[str]
+    """Provider billed when the PROVIDER valve is empty."""
+    key_env: ClassVar[tuple[str, ...]] = ()
+    url_env: ClassVar[tuple[str, ...]] = ()
+    Valves: ClassVar[type[PipeValves]] = PipeValves
+
+    transport: httpx.AsyncBaseTransport | None = None
+    """Tests inject ``httpx.MockTransport`` here; None uses the network."""
+    clock: Callable[[], datetime] = staticmethod(utcnow)
+
+    def __init__(self) -> None:
+        self.type = "manifold"
+        self.valves = self.Valves()
+        self._accountants: dict[str, Accountant] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    # -- configuration -------------------------------------------------------------------
+
+    def settings(self) -> PipeSettings:
+        return resolve(self.valves, self.protocol, provider=self.provider_default,
+                       key_env=self.key_env, url_env=self.url_env)
+
+    async def accountant(self, settings: PipeSettings) -> Accountant:
+        acc = self._accountants.get(settings.database_url)
+        if acc is None:
+            acc = await asyncio.to_thread(Accountant, settings.database_url, self.clock)
+            self._accountants[settings.database_url] = acc
+        return acc
+
+    async def client(self, settings: PipeSettings) -> httpx.AsyncClient:
+        """One client per pipe instance (built in a thread: loading CA certs blocks)."""
+        if self._client is None or self._client.is_closed:
+            timeout = httpx.Timeout(settings.connection.timeout_s, connect=10.0)
+            self._client = await asyncio.to_thread(
+                httpx.AsyncClient, transport=self.transport, timeout=timeout)
+        return self._client
+
+    # -- Open WebUI entry points ---------------------------------------------------------
+
+    async def pipes(self) -> list[dict[str, str]]:
+        """The provider's priced models, as Open WebUI lists a manifold's models."""
+        settings = self.settings()
+        acc = await self.accountant(settings)
+        rows = await asyncio.to_thread(acc.run, lambda s: [
+            (r.id, r.name) for r in list_prices(s, provider=settings.provider)])
+        return [{"id": model_id, "name": name or model_id} for model_id, name in rows]
+
+    async def pipe(self, body: dict[str, Any], __user__: dict[str, Any] | None = None,
+                   __metadata__: dict[str, Any] | None = None,
+                   __event_emitter__: Emitter | None = None, __task__: Any = None,
+                   __chat_id__: str | None = None, __message_id__: str | None = None
+                   ) -> str | dict[str, Any] | AsyncIterator[str | dict[str, Any]]:
+        settings = self.settings()
+        ctx = RequestContext.from_openwebui(body, __user__, __metadata__, __task__,
+                                            __chat_id__, __message_id__)
+        call = self.protocol.build_call(settings.connection, ctx.model_id, body, ctx.stream)
+        max_out = body.get("max_tokens") or body.get("max_completion_tokens")
+        bill = Bill(await self.accountant(settings), settings.provider, ctx,
+                    prompt_tokens(body.get("messages") or []),
+                    int(max_out) if isinstance(max_out, int) and max_out > 0
+                    else settings.default_max_output)
+        await bill.admit()
+        emitter = __event_emitter__ if settings.show_status and not ctx.task else None
+        try:
+            client = await self.client(settings)
+            if not ctx.stream:
+                answer = await complete(client, self.protocol, call, settings.provider)
+            else:
+                stream = await open_stream(client, self.protocol, call, settings.provider)
+        except asyncio.CancelledError:
+            # Disconnected while waiting for the answer: the prompt was sent and read.
+            await bill.settle(None, "stopped")
+            raise
+        except Exception:
+            await bill.release()  # failed before any token: nothing was used
+            raise
+        if not ctx.stream:
+            return await self._finish(bill, answer, emitter)
+        return self._relay(stream, bill, emitter)
+
+    # -- answers -------------------------------------------------------------------------
+
+    async def _finish(self, bill: Bill, answer: Completion, emitter: Emitter | None
+                      ) -> dict[str, Any]:
+        bill.add_output(answer.reasoning + answer.text)
+        settled = await bill.settle(answer.usage, "completed")
+        assert settled is not None
+        await self._status(bill, emitter)
+        return completion(bill.ctx.requested_model, answer.text, settled.usage,
+                          answer.reasoning)
+
+    async def _relay(self, stream: ProviderStream, bill: Bill, emitter: Emitter | None
+                     ) -> AsyncIterator[str | dict[str, Any]]:
+        status = "stopped"
+        tags = ThinkTags()
+        try:
+            async for delta in stream.deltas():
+                bill.add_output(delta.text)
+                yield tags.wrap(delta.text, delta.reasoning)
+            if tags.open:
+                yield tags.close()
+            await stream.aclose()
+            settled = await bill.settle(stream.usage, "completed")
+            assert settled is not None
+            yield usage_chunk(bill.ctx.requested_model, settled.usage)
+            await self._status(bill, emitter)
+        except ProviderError:
+            status = "error"
+            raise
+        finally:
+            await stream.aclose()
+            if bill.settlement is None:
+                await self._settle_broken(bill, stream, status)
+
+    async def _settle_broken(self, bill: Bill, stream: ProviderStream, status: str) -> None:
+        if status == "error" and stream.usage is None and bill.output_chars == 0:
+            await bill.release()  # failed before any token: nothing was used
+        else:
+            await bill.settle(stream.usage, status)
+
+    async def _status(self, bill: Bill, emitter: Emitter | None) -> None:
+        if emitter is None or bill.settlement is None:
+            return
+        try:
+            report = await bill.balance()
+        except TokenTrackingError as exc:
+            logger.warning("could not read the balance for the status line: %s", exc)
+            report = None
+        s = bill.settlement
+        await emitter({"type": "status", "data": {
+            "description": status_line(s.usage, s.charged_micro, report), "done": True}})
+
