@@ -33,7 +33,7 @@ modelled). A model genai-prices does not know is usable only once an admin price
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -208,7 +208,7 @@ def default_catalogue(*, credits_per_usd: Decimal, at: datetime,
 
 # -- sync plan ----------------------------------------------------------------------------
 
-ADD, CHANGE, KEEP_MANUAL = "add", "change", "keep-manual"
+ADD, CHANGE, KEEP_MANUAL, KEEP_DELETED = "add", "change", "keep-manual", "keep-deleted"
 
 
 @dataclass(frozen=True)
@@ -223,8 +223,9 @@ class CurrentPrice:
 class SyncChange:
     """One difference between the stored prices and genai-prices.
 
-    ``action`` is ``add`` (new model), ``change`` (price from genai-prices moved) or
-    ``keep-manual`` (an admin set this price by hand, so sync leaves it alone).
+    ``action`` is ``add`` (new model), ``change`` (price from genai-prices moved),
+    ``keep-manual`` (an admin set this price by hand, so sync leaves it alone) or
+    ``keep-deleted`` (an admin deleted the model, so sync does not bring it back).
     """
 
     action: str
@@ -237,16 +238,22 @@ class SyncChange:
 
 
 def plan_sync(current: Mapping[tuple[str, str], CurrentPrice],
-              catalogue: Iterable[CatalogueEntry], *, only_new: bool = False
+              catalogue: Iterable[CatalogueEntry], *,
+              deleted: Collection[tuple[str, str]] = (), only_new: bool = False
               ) -> list[SyncChange]:
     """What a sync would do: pure, from the stored prices keyed by (provider, model id).
 
-    ``only_new`` plans additions only (``init``: never touch an existing price).
+    ``deleted`` are models that were priced once and deleted since (they keep a price
+    history). ``only_new`` plans additions only (``init``: never touch a stored price).
     """
     changes = []
     for entry in catalogue:
-        stored = current.get((entry.provider, entry.model_id))
-        if stored is None:
+        key = (entry.provider, entry.model_id)
+        stored = current.get(key)
+        if stored is None and key in deleted:
+            if not only_new:
+                changes.append(SyncChange(KEEP_DELETED, entry))
+        elif stored is None:
             changes.append(SyncChange(ADD, entry))
         elif only_new or stored.price == entry.price:
             continue
