@@ -226,3 +226,11 @@ def iter_ledger_rows(session: Session, *, since: datetime, until: datetime,
                              execution_options={"yield_per": batch})
     for r in result:
         yield _ledger_row(r)
+
+
+def allowance_spent(session: Session, allowance_id: uuid.UUID) -> int:
+    """Micro-credits charged to a sponsored allowance since its creation."""
+    return int(session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(log.c.charged_micro), 0))
+        .where(log.c.sponsored_allowance_id == allowance_id)
+    ) or 0)
