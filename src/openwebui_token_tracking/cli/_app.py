@@ -26,7 +26,7 @@ PROG = "owui-token-tracking"
 class App:
     """The database the command works on; ``ctx.obj`` of every command."""
 
-    def __init__(self, database_url: str | None) -> None:
+    def __init__(self, database_url: str | None = None) -> None:
         self.database_url = database_url
 
     @property
@@ -36,14 +36,17 @@ class App:
     def engine(self) -> Engine:
         return get_engine(self.url)
 
+    def require_database(self) -> None:
+        """An SQLite file must exist: only ``init`` and ``database migrate`` create one."""
+        url = normalize_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            if not Path(url.database).expanduser().exists():
+                raise ConfigurationError(
+                    f"no database at {redact(url)}; check --database-url or DATABASE_URL")
+
     def require_schema(self, engine: Engine) -> None:
         """Refuse to work on a database without our (current) tables, with what to do."""
-        url = normalize_url(self.url)
-        where = redact(url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            if not Path(url.database).exists():
-                raise ConfigurationError(
-                    f"no database at {where}; check --database-url or DATABASE_URL")
+        where = redact(self.url)
         with translate_db_errors(self.url):
             current = migrate.current_revision(engine)
         if current is None:
@@ -57,6 +60,8 @@ class App:
     @contextmanager
     def session(self, *, migrated: bool = True) -> Iterator[Session]:
         """One transaction: committed if the block succeeds, else rolled back entirely."""
+        if migrated:
+            self.require_database()
         engine = self.engine()
         if migrated:
             self.require_schema(engine)
@@ -66,7 +71,7 @@ class App:
 
 
 def get_app() -> App:
-    return click.get_current_context().ensure_object(lambda: App(None))  # type: ignore[arg-type]
+    return click.get_current_context().ensure_object(App)
 
 
 def _scrub(message: str, url: str | None) -> str:
@@ -108,25 +113,31 @@ def handles(*expected: type[TokenTrackingError]) -> Callable[[F], F]:
 
 def _set_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value:
-        ctx.ensure_object(lambda: App(None)).database_url = value  # type: ignore[arg-type]
+        ctx.ensure_object(App).database_url = value
 
 
 def _url_option() -> click.Option:
     """0.1.10 put ``--database-url`` on each command: still accepted there."""
-    return click.Option(["--database-url"], expose_value=False, hidden=True,
-                        callback=_set_url, help="Database URL (overrides the global one).")
+    return click.Option(["--database-url", "database_url_option"], expose_value=False,
+                        hidden=True, callback=_set_url,
+                        help="Database URL (overrides the global one).")
+
+
+def _add_url_option(command: click.Command) -> None:
+    if not any("--database-url" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(_url_option())
 
 
 def legacy_url_argument(func: F) -> F:
     """0.1.10's trailing positional DATABASE_URL, optional (default: --database-url)."""
-    return click.argument("database_url", required=False, expose_value=False,
-                          callback=_set_url)(func)  # type: ignore[return-value]
+    return click.argument("database_url_arg", metavar="[DATABASE_URL]", required=False,
+                          expose_value=False, callback=_set_url)(func)  # type: ignore
 
 
 class Command(click.Command):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.params.append(_url_option())
+        _add_url_option(self)
 
 
 class Group(click.Group):
@@ -137,7 +148,7 @@ class Group(click.Group):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.params.append(_url_option())
+        _add_url_option(self)
 
 
 json_option = click.option("--json", "as_json", is_flag=True,

@@ -1,0 +1,5 @@
+"""``python -m openwebui_token_tracking.cli``."""
+
+from . import run
+
+run()
