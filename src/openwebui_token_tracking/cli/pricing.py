@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -78,7 +79,7 @@ def write_records(session: Session, records: Sequence[PriceRecord], *, now: date
                   source: str, label: str) -> Counter[str]:
     """Set each price (history kept), with progress on stderr; counts by outcome."""
     counts: Counter[str] = Counter()
-    with click.progressbar(records, label=label, file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(records, label=label, file=sys.stderr) as bar:
         for record in bar:
             row = session.get(ModelPricing, record.key)
             before = None if row is None else PriceRecord.from_row(row)
@@ -294,7 +295,7 @@ def export(provider: str | None, output: IO[str]) -> None:
     with get_app().session() as s:
         rows = prices.list_prices(s, provider=provider)
         with click.progressbar(rows, label=f"Exporting {len(rows)} prices",
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=sys.stderr) as bar:
             records = [PriceRecord.from_row(r).export() for r in bar]
     json.dump(records, output, indent=2)
     output.write("\n")

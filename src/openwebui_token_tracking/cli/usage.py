@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from datetime import UTC, datetime, time, timedelta
 from typing import IO, Any
 
@@ -92,7 +93,7 @@ def export(since: datetime | None, until: datetime | None, user_id: str | None, 
         count = reports.count_ledger_rows(s, since=since, until=until, user_id=user_id)
         rows = reports.iter_ledger_rows(s, since=since, until=until, user_id=user_id)
         with click.progressbar(rows, length=count, label=f"Exporting {count} ledger rows",
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=sys.stderr) as bar:
             if fmt == "csv":
                 writer = csv.writer(output, lineterminator="\n")
                 writer.writerow(columns)
