@@ -151,6 +151,10 @@ class Group(click.Group):
         _add_url_option(self)
 
 
+NEGATIVE_ARGS = {"ignore_unknown_options": True}
+"""Context settings letting a positional value be negative (``-5``), so that it reaches
+validation and gets its real error instead of "no such option"."""
+
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print JSON (for scripts) instead of a table.")
 

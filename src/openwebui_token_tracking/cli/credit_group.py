@@ -12,7 +12,7 @@ from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, Unkno
 from ..storage import groups
 from ..storage.schema import CreditGroup
 from ..storage.users import get_user
-from ._app import Group, get_app, handles, json_option, legacy_url_argument
+from ._app import NEGATIVE_ARGS, Group, get_app, handles, json_option, legacy_url_argument
 from ._output import emit_json, emit_table
 
 
@@ -35,7 +35,7 @@ def _show(items: list[dict[str, Any]], as_json: bool) -> None:
                empty="No credit groups.")
 
 
-@credit_group.command()
+@credit_group.command(context_settings=NEGATIVE_ARGS)
 @click.argument("name")
 @click.argument("allowance", type=int)
 @click.argument("description", required=False)
@@ -75,7 +75,7 @@ def list_(as_json: bool) -> None:
     _show(items, as_json)
 
 
-@credit_group.command()
+@credit_group.command(context_settings=NEGATIVE_ARGS)
 @click.argument("name")
 @click.argument("allowance", type=int, required=False)
 @click.option("--allowance", "allowance_option", type=int, help="New credit allowance.")

@@ -7,7 +7,7 @@ import click
 from ..errors import InvalidInputError
 from ..storage import settings_store
 from ..storage.settings_store import SPECS
-from ._app import Group, get_app, handles, json_option
+from ._app import NEGATIVE_ARGS, Group, get_app, handles, json_option
 from ._output import emit_json, emit_table
 
 
@@ -57,7 +57,7 @@ def get(key: str, as_json: bool) -> None:
         click.echo(value)
 
 
-@settings.command(name="set")
+@settings.command(name="set", context_settings=NEGATIVE_ARGS)
 @click.argument("key")
 @click.argument("value")
 @handles(InvalidInputError)
