@@ -1,0 +1,1 @@
+"""Open WebUI action functions (0.1.10's ``actions`` package)."""
