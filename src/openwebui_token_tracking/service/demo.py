@@ -107,6 +107,11 @@ def _charge_history(s: Session, users: list[str], now: datetime, seed: int) -> i
                                     usage=_usage(rng, heavy), now=at,
                                     allowance=allowance if sponsored else None)
                 rows += 1
+    for hours_ago in (3, 2, 1):  # the heavy user is over the limit today
+        ledger.record_usage(s, user_id=users[min(1, len(users) - 1)], provider="openai",
+                            model_id="gpt-4o", now=now - timedelta(hours=hours_ago),
+                            usage=Usage(input_tokens=60_000, output_tokens=20_000))
+        rows += 1
     return rows
 
 
