@@ -55,10 +55,12 @@ def _backends() -> list[str]:
 
 @pytest.fixture(scope="session")
 def owui_venv() -> Path:
+    problem = ""
     try:
         return openwebui_venv()
     except OpenWebUIUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -79,10 +81,7 @@ def deployment(request: pytest.FixtureRequest, owui_venv: Path, fake_provider: F
             if not PG_URL:
                 pytest.fail("the postgresql backend needs TT_TEST_POSTGRES_URL", pytrace=False)
             database_url = stack.enter_context(postgres_database(PG_URL))
-        try:
-            server = stack.enter_context(running_openwebui(owui_venv, workdir, database_url))
-        except OpenWebUIUnavailable as exc:
-            pytest.fail(str(exc), pytrace=False)
+        server = stack.enter_context(running_openwebui(owui_venv, workdir, database_url))
         servers = request.config.stash.setdefault(SERVERS_KEY, [])
         servers.append(server)
         stack.callback(servers.remove, server)
