@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -126,28 +127,29 @@ def _utc_day(session: Session) -> sa.ColumnElement[str]:
 
 
 def _dimension(session: Session, by: str
-               ) -> tuple[list[sa.ColumnElement[object]], sa.FromClause]:
-    """The (key, detail) columns and the FROM clause of one dimension."""
+               ) -> tuple[tuple[sa.ColumnElement[Any], sa.ColumnElement[Any] | None],
+                          sa.FromClause]:
+    """The key and detail (or None) columns and the FROM clause of one dimension."""
     c = log.c
     if by == "user":
         source = log.outerjoin(user_table, user_table.c.id == c.user_id)
-        return [c.user_id, user_table.c.name], source
+        return (c.user_id, user_table.c.name), source
     if by == "model":
-        return [c.model_id, c.provider], log
+        return (c.model_id, c.provider), log
     if by == "provider":
-        return [c.provider, sa.null()], log
+        return (c.provider, None), log
     if by == "group":
         members = CreditGroupUser.__table__
         groups = CreditGroup.__table__
         source = log.outerjoin(members, members.c.user_id == c.user_id).outerjoin(
             groups, groups.c.id == members.c.credit_group_id)
-        return [sa.func.coalesce(groups.c.name, NO_GROUP), sa.null()], source
+        return (sa.func.coalesce(groups.c.name, NO_GROUP), None), source
     if by == "allowance":
         allowances = SponsoredAllowance.__table__
         source = log.outerjoin(allowances, allowances.c.id == c.sponsored_allowance_id)
-        return [allowances.c.name, c.sponsored_allowance_id], source
+        return (allowances.c.name, c.sponsored_allowance_id), source
     if by == "day":
-        return [_utc_day(session), sa.null()], log
+        return (_utc_day(session), None), log
     raise InvalidInputError(f"cannot sum usage by {by!r}; choose one of {', '.join(GROUP_BY)}")
 
 
@@ -167,9 +169,11 @@ def usage_summary(session: Session, *, since: datetime, until: datetime, by: str
     in both and users in none under ``(no group)``, so group sums may exceed the total.
     """
     (key, detail), source = _dimension(session, by)
-    query = (sa.select(key.label("key"), detail.label("detail"), *_sums())
+    grouped = [key] if detail is None else [key, detail]
+    query = (sa.select(key.label("key"), (sa.null() if detail is None else detail)
+                       .label("detail"), *_sums())
              .select_from(source).where(*_range(since, until, user_id))
-             .group_by(key, detail))
+             .group_by(*grouped))
     rows = []
     for r in session.execute(query):
         k, d = (_allowance_key(r.key, r.detail) if by == "allowance"
