@@ -45,16 +45,30 @@ pip_install() {
     return $rc
 }
 
+versions() {
+    "$OWUI_VENV/bin/python" -c 'import importlib.metadata as m
+def v(name):
+    try:
+        return m.version(name)
+    except m.PackageNotFoundError:
+        return "-"
+print(v("open-webui"), v("torch"), v("psycopg2-binary"))'
+}
+
 start=$SECONDS
-log "pip install torch==$TORCH_VERSION (CPU wheel)"
-pip_install "torch==$TORCH_VERSION"
-log "pip install open-webui==$OWUI_VERSION (a few minutes, ~3 GB)"
-pip_install "open-webui[postgres]==$OWUI_VERSION" "torch==$TORCH_VERSION"
+if [[ "$(versions)" == "$OWUI_VERSION $TORCH_VERSION"*" "[0-9]* ]]; then
+    log "open-webui $OWUI_VERSION and torch $TORCH_VERSION already installed"
+else
+    log "pip install torch==$TORCH_VERSION (CPU wheel)"
+    pip_install "torch==$TORCH_VERSION"
+    log "pip install open-webui==$OWUI_VERSION (a few minutes, ~3 GB)"
+    pip_install "open-webui[postgres]==$OWUI_VERSION" "torch==$TORCH_VERSION"
+fi
 log "pip install -e $REPO[postgres]"
 pip_install -e "$REPO[postgres]" "torch==$TORCH_VERSION"
 
-installed="$("$OWUI_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("open-webui"), m.version("torch"))')"
-log "installed open-webui/torch: $installed in $((SECONDS - start)) s"
+installed="$(versions)"
+log "installed open-webui/torch/psycopg2: $installed in $((SECONDS - start)) s"
 if [[ "$installed" != "$OWUI_VERSION $TORCH_VERSION"* ]]; then
     log "error: expected open-webui $OWUI_VERSION with torch $TORCH_VERSION, got $installed"
     exit 1
