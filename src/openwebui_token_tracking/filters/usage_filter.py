@@ -57,7 +57,9 @@ def base_model_id(body: Mapping[str, Any], metadata: Mapping[str, Any] | None) -
 
 def reported_usage(message: Mapping[str, Any]) -> Usage | None:
     """Usage Open WebUI stored on an answer: OpenAI-style, or Ollama's counters."""
-    info = message.get("info") if isinstance(message.get("info"), Mapping) else {}
+    info: Mapping[str, Any] = message.get("info") or {}
+    if not isinstance(info, Mapping):
+        info = {}
     raw = message.get("usage") or info.get("usage") or info
     if not isinstance(raw, Mapping):
         return None
@@ -97,7 +99,7 @@ class UsageFilter:
                     __metadata__: dict[str, Any] | None = None, __task__: Any = None
                     ) -> dict[str, Any]:
         """Raise a limit refusal (Open WebUI shows it) when the user is over the limit."""
-        if task_of(__task__, __metadata__) or not (__user__ or {}).get("id"):
+        if __user__ is None or not __user__.get("id") or task_of(__task__, __metadata__):
             return body
         ctx = RequestContext(
             model_id=base_model_id(body, __metadata__), requested_model=str(body.get("model")),

@@ -88,9 +88,10 @@ class Bill:
         Background tasks (titles, tags, follow-ups) are charged but never refused.
         """
         ctx = self.ctx
-        if ctx.binding is not None:
+        binding = ctx.binding
+        if binding is not None:
             allowance = await in_thread(self.accountant,
-                                        lambda s: resolve_binding(s, ctx.binding))
+                                        lambda s: resolve_binding(s, binding))
             self.allowance_id, self.allowance_name = allowance.id, allowance.name
         estimate = Usage(input_tokens=self.prompt_tokens, output_tokens=self.max_output_tokens)
         try:

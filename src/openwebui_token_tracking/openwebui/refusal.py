@@ -30,8 +30,8 @@ class RefusalFacts:
 def refusal_facts(session: Session, provider: str) -> RefusalFacts:
     free = free_models(session)
     mine = [m for m in free if m.provider == provider]
-    pick = (mine or free or [None])[0]
-    name = None if pick is None else (pick.name or pick.id)
+    candidates = mine or free
+    name = (candidates[0].name or candidates[0].id) if candidates else None
     return RefusalFacts(get_value(session, "limit_contact_text"), name)
 
 
