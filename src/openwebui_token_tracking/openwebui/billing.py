@@ -132,7 +132,10 @@ class Bill:
         admitted = self.admitted
         row_id = await asyncio.shield(asyncio.to_thread(
             self.accountant.settle, admitted.reservation_id, usage, status))
-        charged = 0 if admitted.free else charge(usage, admitted.price).micro_credits
+        # Same price as the ledger's (in force at admission); 0 when the ledger dropped a
+        # duplicate (chat, message) or the reservation had expired meanwhile.
+        charged = 0 if admitted.free or row_id is None else \
+            charge(usage, admitted.price).micro_credits
         self.settlement = Settlement(usage, status, charged, row_id)
         return self.settlement
 
