@@ -106,7 +106,7 @@ def login(request: Request, st: State, token: Annotated[str, Form(max_length=409
         return render(st, request, "login.html", status_code=exc.status_code,
                       next=_safe_next(next), error=str(exc))
     target = _safe_next(next)
-    if target == "/":
+    if target == "/" or (target.startswith("/admin") and not principal.is_admin):
         target = "/admin" if principal.is_admin else "/me"
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, token.strip(), max_age=SESSION_DAYS * 86400, httponly=True,

@@ -30,8 +30,13 @@
       if (!iso) return;
       var d = new Date(iso);
       if (isNaN(d)) return;
-      t.title = t.textContent;
-      t.textContent = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZoneName: "short" });
+      try {
+        var shown = d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric",
+          hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+        t.title = t.textContent;
+        t.textContent = shown;
+        t.classList.add("converted");
+      } catch (e) { /* keep the server's rendering */ }
     });
   }
   document.addEventListener("DOMContentLoaded", function () {
