@@ -93,7 +93,7 @@ def handles(*expected: type[TokenTrackingError]) -> Callable[[F], F]:
     Configuration and database errors are expected by every command. Anything else is
     a bug and keeps its traceback.
     """
-    caught = (*expected, ConfigurationError, DatabaseError)
+    caught: tuple[type[Exception], ...] = (*expected, ConfigurationError, DatabaseError)
 
     def decorate(func: F) -> F:
         @functools.wraps(func)

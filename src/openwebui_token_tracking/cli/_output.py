@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+T = TypeVar("T")
 
 
 def jsonable(value: Any) -> Any:
@@ -83,3 +88,14 @@ def rate(cost: int | None, per: int | None) -> str:
     if cost is None or per is None:
         return "-"
     return f"{cost:,}/{per_label(per)}"
+
+
+PROGRESS_MIN = 50
+"""Fewer items than this finish too fast to need a progress bar."""
+
+
+def progress(items: Iterable[T], *, label: str, length: int) -> ContextManager[Iterable[T]]:
+    """A progress bar on stderr for long runs (stdout stays clean for data)."""
+    if length < PROGRESS_MIN:
+        return nullcontext(items)
+    return click.progressbar(items, length=length, label=label, file=sys.stderr)

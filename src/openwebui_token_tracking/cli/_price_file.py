@@ -58,8 +58,8 @@ class PriceRecord(BaseModel):
 
     @classmethod
     def from_row(cls, row: ModelPricing) -> PriceRecord:
-        return cls(provider=row.provider, id=row.id, name=row.name,
-                   **PriceInput.from_row(row).as_columns())
+        return cls.model_validate({"provider": row.provider, "id": row.id, "name": row.name,
+                                   **PriceInput.from_row(row).as_columns()})
 
     def export(self) -> dict[str, Any]:
         """The file form: the cache fields only when set, as 0.1.10 files look."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -19,7 +18,7 @@ from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ..storage import prices
 from ..storage.schema import ModelPricing, PriceHistory
 from ._app import Group, get_app, handles, json_option
-from ._output import emit_json, emit_table, rate
+from ._output import emit_json, emit_table, progress, rate
 from ._price_file import PriceRecord, parse_price_file
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,7 +78,7 @@ def write_records(session: Session, records: Sequence[PriceRecord], *, now: date
                   source: str, label: str) -> Counter[str]:
     """Set each price (history kept), with progress on stderr; counts by outcome."""
     counts: Counter[str] = Counter()
-    with click.progressbar(records, label=label, file=sys.stderr) as bar:
+    with progress(records, label=label, length=len(records)) as bar:
         for record in bar:
             row = session.get(ModelPricing, record.key)
             before = None if row is None else PriceRecord.from_row(row)
@@ -294,8 +293,7 @@ def export(provider: str | None, output: IO[str]) -> None:
     """Write the prices as a file `pricing import` reads."""
     with get_app().session() as s:
         rows = prices.list_prices(s, provider=provider)
-        with click.progressbar(rows, label=f"Exporting {len(rows)} prices",
-                               file=sys.stderr) as bar:
+        with progress(rows, label=f"Exporting {len(rows)} prices", length=len(rows)) as bar:
             records = [PriceRecord.from_row(r).export() for r in bar]
     json.dump(records, output, indent=2)
     output.write("\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from datetime import UTC, datetime, time, timedelta
 from typing import IO, Any
 
@@ -15,7 +14,7 @@ from ..errors import InvalidInputError, NotFoundError, UnknownUserError
 from ..storage import reports, sponsors
 from ..storage.users import find_users, get_user
 from ._app import Group, Instant, get_app, handles, json_option
-from ._output import cell, emit_json, emit_table, jsonable
+from ._output import cell, emit_json, emit_table, jsonable, progress
 
 DEFAULT_DAYS = 30
 
@@ -92,8 +91,7 @@ def export(since: datetime | None, until: datetime | None, user_id: str | None, 
     with get_app().session() as s:
         count = reports.count_ledger_rows(s, since=since, until=until, user_id=user_id)
         rows = reports.iter_ledger_rows(s, since=since, until=until, user_id=user_id)
-        with click.progressbar(rows, length=count, label=f"Exporting {count} ledger rows",
-                               file=sys.stderr) as bar:
+        with progress(rows, length=count, label=f"Exporting {count} ledger rows") as bar:
             if fmt == "csv":
                 writer = csv.writer(output, lineterminator="\n")
                 writer.writerow(columns)
@@ -142,11 +140,12 @@ def balance(user: str, as_json: bool) -> None:
     accountant = Accountant(app.engine())
     base = accountant.balance(found["id"], now=now)
     allowances = [accountant.balance(found["id"], allowance_id=a, now=now) for a in usable]
+    limits = _limits(base)
+    sponsored = [{"name": r.allowance_name, "remaining": r.remaining, "limits": _limits(r)}
+                 for r in allowances]
     result = {
         "user": found, "at": now, "remaining": base.remaining, "reset_at": base.reset_at,
-        "limits": _limits(base),
-        "allowances": [{"name": r.allowance_name, "remaining": r.remaining,
-                        "limits": _limits(r)} for r in allowances],
+        "limits": limits, "allowances": sponsored,
     }
     if as_json:
         emit_json(result)
@@ -154,9 +153,9 @@ def balance(user: str, as_json: bool) -> None:
     click.echo(f"{found['name'] or found['id']} ({found['id']}): "
                f"{'unlimited' if base.remaining is None else cell(base.remaining)} "
                f"credits left; next reset {cell(base.reset_at)}")
-    rows = [["window allowance", *_row(lim)] for lim in result["limits"]]
-    for item in result["allowances"]:
-        rows += [[f"sponsored: {item['name']}", *_row(lim)] for lim in item["limits"]]
+    rows = [["window allowance", *_row(lim)] for lim in limits]
+    for r in allowances:
+        rows += [[f"sponsored: {r.allowance_name}", *_row(lim)] for lim in _limits(r)]
     emit_table(["allowance", "scope", "limit", "spent", "reserved", "remaining", "resets at"],
                rows)
 
