@@ -23,7 +23,7 @@ from .accounting.money import micro_to_credits
 from .accounting.usage import Usage
 from .errors import DatabaseError
 from .storage import ledger, sponsors
-from .storage.engine import get_engine, redact
+from .storage.engine import READ_ONLY, get_engine, redact
 from .storage.ledger import Admitted
 from .storage.schema import SponsoredAllowance
 from .storage.settings_store import budget_settings
@@ -43,8 +43,10 @@ def translate_db_errors(url: str = "") -> Iterator[None]:
         yield
     except SQLAlchemyError as exc:
         where = f" ({redact(url)})" if url else ""
-        raise DatabaseError(f"database error{where}: {type(exc.orig or exc).__name__}: "
-                            f"{str(exc.orig or exc).splitlines()[0]}") from exc
+        cause = getattr(exc, "orig", None) or exc
+        first_line = (str(cause).splitlines() or [""])[0]
+        raise DatabaseError(f"database error{where}: {type(cause).__name__}: {first_line}"
+                            ) from exc
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,15 @@ class Accountant:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.clock = clock
 
-    def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one transaction, translating database errors."""
+    def run(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
+        """Run ``work`` in one transaction, translating database errors.
+
+        ``read_only`` transactions take no write lock on SQLite.
+        """
         with translate_db_errors(str(self.engine.url)), self._sessions() as session, \
                 session.begin():
+            if read_only:
+                session.connection(execution_options=READ_ONLY)
             return work(session)
 
     def _allowance(self, session: Session, name: str | None,
@@ -176,4 +183,4 @@ class Accountant:
                     else limit.window.end,
                 ))
             return BalanceReport(user_id, states, allowance.name if allowance else None)
-        return self.run(work)
+        return self.run(work, read_only=True)

@@ -242,3 +242,15 @@ def test_model_deleted_mid_request_is_still_charged(acct):
     acct.settle(adm.reservation_id, out(2), status="stopped")
     [row] = rows(acct)
     assert (row.charged_micro, row.status) == (2_000_000, "stopped")
+
+
+def test_missing_setting_falls_back_to_default_with_one_warning(acct, caplog):
+    from openwebui_token_tracking.storage.schema import BaseSetting
+    settings_store._warned.clear()
+    acct.run(lambda s: s.execute(sa.delete(BaseSetting).where(
+        BaseSetting.setting_key == "base_credit_allowance")))
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert acct.balance("u-alice").limits[0].limit == Decimal(1000)
+    warnings = [r for r in caplog.records if "base_credit_allowance" in r.getMessage()]
+    assert len(warnings) == 1

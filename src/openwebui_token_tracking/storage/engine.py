@@ -70,19 +70,38 @@ def redact(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _on_sqlite_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    # Let SQLAlchemy (not the driver) open transactions, so that "begin" below can
-    # emit BEGIN IMMEDIATE: a writer takes the write lock up front and waits for it
-    # (busy_timeout) instead of failing with "database is locked" on upgrade.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-    cur.execute("PRAGMA foreign_keys = ON")
-    cur.close()
+def sqlite_wal_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Open WebUI's own switch ``DATABASE_ENABLE_SQLITE_WAL`` (default true since 0.6.x).
+
+    Following it keeps our connections in the journal mode Open WebUI uses for the same
+    file: WAL with ``synchronous=NORMAL``, where a commit needs no fsync.
+    """
+    env = os.environ if environ is None else environ
+    return env.get("DATABASE_ENABLE_SQLITE_WAL", "true").strip().lower() == "true"
+
+
+def _sqlite_connect_hook(wal: bool):  # type: ignore[no-untyped-def]
+    def on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy (not the driver) open transactions, so that "begin" below can
+        # emit BEGIN IMMEDIATE: a writer takes the write lock up front and waits for it
+        # (busy_timeout) instead of failing with "database is locked" on upgrade.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+    return on_connect
+
+
+READ_ONLY = {"sqlite_begin": "BEGIN"}
+"""Execution options for a read-only transaction: SQLite takes no write lock for it."""
 
 
 def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN IMMEDIATE"))
 
 
 def create_engine_for(url: str | URL) -> Engine:
@@ -95,7 +114,7 @@ def create_engine_for(url: str | URL) -> Engine:
         engine = sa.create_engine(
             parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
         )
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "connect", _sqlite_connect_hook(sqlite_wal_enabled()))
         sa.event.listen(engine, "begin", _on_sqlite_begin)
     else:
         engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)

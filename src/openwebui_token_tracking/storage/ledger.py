@@ -21,6 +21,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -51,9 +52,14 @@ logger = logging.getLogger(__name__)
 STATUSES = ("completed", "stopped", "error", "estimated")
 USER, SPONSOR_USER, SPONSOR_TOTAL = "user", "sponsor_user", "sponsor_total"
 
-counter = BudgetCounter.__table__
-usage_log = TokenUsageLog.__table__
-reservation_table = Reservation.__table__
+counter = cast(sa.Table, BudgetCounter.__table__)
+usage_log = cast(sa.Table, TokenUsageLog.__table__)
+reservation_table = cast(sa.Table, Reservation.__table__)
+
+
+def _rowcount(session: Session, stmt: sa.Executable) -> int:
+    """Rows an UPDATE/DELETE matched."""
+    return cast("sa.CursorResult[Any]", session.execute(stmt)).rowcount
 
 
 @dataclass(frozen=True)
@@ -108,9 +114,12 @@ def _ledger_filter(key: CounterKey, window: Window) -> list[sa.ColumnElement[boo
                 c.created_at >= window.start, c.created_at < window.end]
     if key.scope == SPONSOR_USER:
         allowance_id, user_id = key.subject.split(":", 1)
-        return [c.sponsored_allowance_id == uuid.UUID(allowance_id), c.user_id == user_id,
+        return [c.sponsored_allowance_id.is_not(None),
+                c.sponsored_allowance_id == uuid.UUID(allowance_id), c.user_id == user_id,
                 c.created_at >= window.start, c.created_at < window.end]
-    return [c.sponsored_allowance_id == uuid.UUID(key.subject)]
+    # The IS NOT NULL term lets the planner use the partial index on sponsored rows.
+    return [c.sponsored_allowance_id.is_not(None),
+            c.sponsored_allowance_id == uuid.UUID(key.subject)]
 
 
 def user_limit(session: Session, user_id: str, now: datetime,
@@ -187,7 +196,7 @@ def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -
     if enforce and limit.limit_micro is not None and estimate > 0:
         stmt = stmt.where(
             counter.c.spent_micro + counter.c.reserved_micro + estimate <= limit.limit_micro)
-    return session.execute(stmt).rowcount == 1
+    return _rowcount(session, stmt) == 1
 
 
 def _reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -> None:
@@ -211,13 +220,11 @@ def _reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -
 def _apply_spend(session: Session, limit_key: CounterKey, window: Window,
                  charged: int, released: int) -> None:
     """Add ``charged`` to spent and take ``released`` off reserved, creating if missing."""
-    result = session.execute(
-        sa.update(counter).where(_counter_where(limit_key)).values(
-            spent_micro=counter.c.spent_micro + charged,
-            reserved_micro=counter.c.reserved_micro - released,
-        )
-    )
-    if result.rowcount == 0:
+    updated = _rowcount(session, sa.update(counter).where(_counter_where(limit_key)).values(
+        spent_micro=counter.c.spent_micro + charged,
+        reserved_micro=counter.c.reserved_micro - released,
+    ))
+    if updated == 0:
         # The ledger row is already inserted in this transaction, so the sum includes it.
         _ensure_counter(session, limit_key, window)
 
@@ -276,7 +283,7 @@ def reserve(
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
     settings = settings or budget_settings(session)
-    settle_expired(session, now)
+    _maybe_sweep(session, now)
     price = require_price(session, provider, model_id, now)
     if allowance is not None:
         check_allowance_usable(allowance, model_id, now)
@@ -324,9 +331,8 @@ def _take_reservation(session: Session, reservation_id: str) -> sa.Row[tuple[obj
     ).first()
     if row is None:
         return None
-    deleted = session.execute(
-        sa.delete(reservation_table).where(reservation_table.c.id == reservation_id)
-    ).rowcount
+    deleted = _rowcount(
+        session, sa.delete(reservation_table).where(reservation_table.c.id == reservation_id))
     return row if deleted == 1 else None
 
 
@@ -404,6 +410,20 @@ def release(session: Session, reservation_id: str, settings: BudgetSettings | No
         for key, window in _reservation_limit_keys(res, settings):
             _apply_spend(session, key, window, 0, res.estimate_micro)
     return True
+
+
+SWEEP_EVERY = timedelta(seconds=10)
+_last_sweep: dict[str, datetime] = {}
+
+
+def _maybe_sweep(session: Session, now: datetime) -> None:
+    """Settle expired reservations at most every ``SWEEP_EVERY`` per database and process."""
+    key = str(session.get_bind().engine.url)
+    last = _last_sweep.get(key)
+    if last is not None and last <= now < last + SWEEP_EVERY:
+        return
+    _last_sweep[key] = now
+    settle_expired(session, now)
 
 
 def settle_expired(session: Session, now: datetime, batch: int = 50) -> int:

@@ -31,7 +31,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
                    compare_to: Any) -> bool:
     """Only our own tables (and what hangs off them) take part in comparisons."""
     if type_ == "table":
-        return bool(name) and name.startswith(PREFIX) and name != VERSION_TABLE
+        return name is not None and name.startswith(PREFIX) and name != VERSION_TABLE
     table = getattr(obj, "table", None)
     if table is not None:
         return str(table.name).startswith(PREFIX)

@@ -180,6 +180,8 @@ class TokenUsageLog(Base):
         sa.Index(
             "ix_token_tracking_usage_log_allowance_user_time",
             "sponsored_allowance_id", "user_id", "created_at",
+            sqlite_where=sa.text("sponsored_allowance_id IS NOT NULL"),
+            postgresql_where=sa.text("sponsored_allowance_id IS NOT NULL"),
         ),
         sa.Index("ix_token_tracking_usage_log_created_at", "created_at"),
     )

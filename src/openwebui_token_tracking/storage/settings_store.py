@@ -95,13 +95,23 @@ def get_value(session: Session, key: str, stored: dict[str, str] | None = None) 
     else:
         value = stored.get(key)
     if value is None:
-        logger.warning("setting %s is not set; using the default %r", key, spec.default)
+        _warn_once(key, f"setting {key} is not set; using the default {spec.default!r}")
         return spec.default
     try:
         return validate_setting(key, value)
     except InvalidInputError as exc:
-        logger.warning("%s; using the default %r", exc, spec.default)
+        _warn_once(key, f"{exc}; using the default {spec.default!r}")
         return spec.default
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Log a fallback to a default once per setting and message, not on every request."""
+    if (key, message) not in _warned:
+        _warned.add((key, message))
+        logger.warning(message)
 
 
 @dataclass(frozen=True)

@@ -117,8 +117,8 @@ def update_allowance(session: Session, allowance: SponsoredAllowance, *,
     if sponsor_id is not None:
         allowance.sponsor_id = sponsor_id
     if total_credit_limit is not None:
-        allowance.total_credit_limit = _limit("total credit limit", total_credit_limit,
-                                              optional=False)
+        _limit("total credit limit", total_credit_limit, optional=False)
+        allowance.total_credit_limit = total_credit_limit
     if daily_credit_limit is not _UNSET:
         allowance.daily_credit_limit = _limit(
             "daily credit limit", daily_credit_limit, optional=True)  # type: ignore[arg-type]

@@ -59,8 +59,9 @@ def _rename_legacy() -> None:
     ]
     for name in names:
         for fk in sa.inspect(bind).get_foreign_keys(name):
-            if fk.get("name") and bind.dialect.name == "postgresql":
-                op.drop_constraint(fk["name"], name, type_="foreignkey")
+            fk_name = fk.get("name")
+            if fk_name and bind.dialect.name == "postgresql":
+                op.drop_constraint(fk_name, name, type_="foreignkey")
     # SQLite cannot reflect this expression index, so drop it by name.
     op.execute("DROP INDEX IF EXISTS idx_token_tracking_credit_group_name_lower")
     for name in names:
@@ -157,9 +158,11 @@ def _create_tables() -> None:
     )
     op.create_index("ix_token_tracking_usage_log_user_time", "token_tracking_usage_log",
                     ["user_id", "created_at"])
+    sponsored_only = sa.text("sponsored_allowance_id IS NOT NULL")
     op.create_index("ix_token_tracking_usage_log_allowance_user_time",
                     "token_tracking_usage_log",
-                    ["sponsored_allowance_id", "user_id", "created_at"])
+                    ["sponsored_allowance_id", "user_id", "created_at"],
+                    sqlite_where=sponsored_only, postgresql_where=sponsored_only)
     op.create_index("ix_token_tracking_usage_log_created_at", "token_tracking_usage_log",
                     ["created_at"])
     op.create_table(

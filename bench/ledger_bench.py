@@ -1,0 +1,169 @@
+"""Latency of the pre-request check, admission and charge as the usage log grows.
+
+Seeds a usage log of 0, 100k and 1M rows (1,000 users over 30 days) in a fresh SQLite
+file and/or a fresh PostgreSQL schema, then times, per operation, many calls for random
+users and prints p50/p95 in milliseconds:
+
+- check: the user's remaining credits (``Accountant.balance``), without and with a
+  sponsored allowance
+- admit: the atomic reservation (``Accountant.admit``), which is the check pipes use
+- charge: settling a reservation into a ledger row (``Accountant.settle``), and a direct
+  charge without reservation (``Accountant.record``)
+
+Usage::
+
+    python bench/ledger_bench.py --backend sqlite --backend postgresql \\
+        --postgres-url postgresql://postgres@127.0.0.1:5432/test --sizes 0,100000,1000000
+
+Targets (from the foundation issue): check p50 <= 0.3 ms on SQLite, <= 1 ms on
+PostgreSQL, flat from 0 to 1M rows; charge p50 <= 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from openwebui_token_tracking import Accountant, Usage
+from openwebui_token_tracking.storage import migrate, prices, settings_store, sponsors
+from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
+from openwebui_token_tracking.storage.prices import PriceInput
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+USERS = 1000
+
+
+def seed_sql(dialect: str, rows: int) -> str:
+    """One INSERT ... SELECT generating ``rows`` ledger rows over 30 days."""
+    if dialect == "postgresql":
+        return (
+            "INSERT INTO token_tracking_usage_log (created_at, user_id, provider, model_id, "
+            "input_tokens, output_tokens, charged_micro, status) "
+            f"SELECT TIMESTAMPTZ '{NOW.isoformat()}' - mod(i, 2592000) * INTERVAL '1 second', "
+            "'user-' || mod(i, 1000), 'openai', 'gpt', 1000, 500, 3000, 'completed' "
+            f"FROM generate_series(1, {rows}) AS i"
+        )
+    return (
+        f"WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < {rows}) "
+        "INSERT INTO token_tracking_usage_log (created_at, user_id, provider, model_id, "
+        "input_tokens, output_tokens, charged_micro, status, cached_input_tokens, "
+        "cache_write_tokens, reasoning_tokens) "
+        f"SELECT datetime('{NOW.strftime('%Y-%m-%d %H:%M:%S')}', '-' || (i % 2592000) || "
+        "' seconds') || '.000000', 'user-' || (i % 1000), 'openai', 'gpt', 1000, 500, 3000, "
+        "'completed', 0, 0, 0 FROM seq"
+    )
+
+
+def prepare(url: str, rows: int) -> Accountant:
+    engine = get_engine(url)
+    migrate.upgrade(engine)
+    acct = Accountant(engine, clock=lambda: NOW)
+
+    def setup(s):
+        settings_store.ensure_defaults(s)
+        settings_store.set_value(s, "base_credit_allowance", "1000000")
+        prices.set_price(s, provider="openai", model_id="gpt", name="GPT",
+                         price=PriceInput(1000, 1_000_000, 4000, 1_000_000),
+                         now=NOW - timedelta(days=60))
+        sponsors.create_allowance(s, name="lab", sponsor_id="dean", models=["gpt"],
+                                  total_credit_limit=10**9, daily_credit_limit=10**6,
+                                  now=NOW - timedelta(days=60))
+    acct.run(setup)
+    if rows:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(seed_sql(engine.dialect.name, rows))
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("ANALYZE")
+            else:
+                conn.exec_driver_sql("ANALYZE")
+    return acct
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+def run(backend: str, url: str, rows: int, n: int) -> list[tuple[str, float, float]]:
+    acct = prepare(url, rows)
+    rnd = random.Random(42)
+    users = [f"user-{i}" for i in range(USERS)]
+    est = Usage(input_tokens=1000, output_tokens=500)
+    for u in users:  # warm-up: first touch initialises each window counter from the ledger
+        acct.balance(u)
+        acct.balance(u, allowance_name="lab")
+    results = []
+    results.append(("check", *_stats(timed(lambda: acct.balance(rnd.choice(users)), n))))
+    results.append(("check+sponsored", *_stats(timed(
+        lambda: acct.balance(rnd.choice(users), allowance_name="lab"), n))))
+    admitted: list[str] = []
+    results.append(("admit", *_stats(timed(lambda: admitted.append(acct.admit(
+        user_id=rnd.choice(users), provider="openai", model_id="gpt",
+        estimate=est).reservation_id), n))))
+    results.append(("charge (settle)", *_stats(timed(
+        lambda: acct.settle(admitted.pop(), est), n))))
+    results.append(("charge (record)", *_stats(timed(lambda: acct.record(
+        user_id=rnd.choice(users), provider="openai", model_id="gpt", usage=est), n))))
+    return results
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return pct(values, 50), pct(values, 95)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
+    ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--sizes", default="0,100000,1000000")
+    ap.add_argument("--iterations", type=int, default=2000)
+    args = ap.parse_args()
+    backends = args.backend or ["sqlite"]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"{'backend':<11} {'rows':>9}  {'operation':<16} {'p50 ms':>8} {'p95 ms':>8}")
+    for backend in backends:
+        for rows in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                if backend == "sqlite":
+                    url = f"sqlite:///{Path(tmp) / 'webui.db'}"
+                    admin = None
+                else:
+                    schema = f"bench_{uuid.uuid4().hex[:10]}"
+                    admin = sa.create_engine(
+                        args.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                        isolation_level="AUTOCOMMIT")
+                    with admin.connect() as c:
+                        c.exec_driver_sql(f"CREATE SCHEMA {schema}")
+                    url = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
+                try:
+                    for op, p50, p95 in run(backend, url, rows, args.iterations):
+                        print(f"{backend:<11} {rows:>9}  {op:<16} {p50:>8.3f} {p95:>8.3f}",
+                              flush=True)
+                finally:
+                    dispose_engines()
+                    if admin is not None:
+                        with admin.connect() as c:
+                            c.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+                        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
