@@ -1,4 +1,9 @@
-"""Helpers for the CLI tests (a plain module: tests import it by name)."""
+"""Helpers for the CLI tests (a plain module: tests import it by name).
+
+There is deliberately no ``tests/cli/conftest.py``: without ``__init__`` files every
+``conftest`` is imported under the same module name, which breaks ``from conftest import``
+elsewhere. Test modules import the ``run`` fixture from here instead.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from openwebui_token_tracking.cli import main
 
 
 @dataclass
@@ -43,3 +51,17 @@ def snapshot(engine: Engine) -> dict[str, int]:
               "token_tracking_credit_group_user", "token_tracking_sponsored_allowance",
               "token_tracking_sponsored_allowance_base_models"]
     return {t: count(engine, t) for t in tables}
+
+
+@pytest.fixture(name="run")
+def run_fixture(db_url: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    """``run("pricing", "list")`` runs ``main(["--database-url", db_url, ...])``."""
+
+    def _run(*args: str, url: str | None = db_url) -> Result:
+        capsys.readouterr()
+        argv = ["--database-url", url, *args] if url is not None else list(args)
+        code = main(argv)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return _run

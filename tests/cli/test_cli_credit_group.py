@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cli_support import Run, snapshot
+from cli_support import Run, run_fixture, snapshot  # noqa: F401 (fixture)
 from sqlalchemy.engine import Engine
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_support import Run, count
+from cli_support import Run, count, run_fixture  # noqa: F401 (fixture)
 from sqlalchemy.engine import Engine
 
 from openwebui_token_tracking.storage.engine import get_engine

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cli_support import Run
+from cli_support import Run, run_fixture  # noqa: F401 (fixture)
 from sqlalchemy.engine import Engine
 
 from openwebui_token_tracking.cli import main

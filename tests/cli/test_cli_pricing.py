@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cli_support import Run, count, snapshot
+from cli_support import Run, count, run_fixture, snapshot  # noqa: F401 (fixture)
 from sqlalchemy.engine import Engine
 
 from openwebui_token_tracking.accountant import Accountant, utcnow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cli_support import Run, count
+from cli_support import Run, count, run_fixture  # noqa: F401 (fixture)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 

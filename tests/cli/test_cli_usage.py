@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from cli_support import Run
+from cli_support import Run, run_fixture  # noqa: F401 (fixture)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
