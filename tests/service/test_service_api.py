@@ -286,3 +286,14 @@ def test_metrics_count_open_reservations(client: TestClient, seeded: Engine) -> 
 
 def test_healthz_needs_no_auth(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_unique_clash_missed_by_storage_is_409_not_500(client: TestClient) -> None:
+    """Found by the fuzz run: SQLite's lower() folds ASCII only, Python's folds all, so
+    storage's duplicate check misses a second "É" and the unique index refuses it."""
+    assert client.post("/api/v1/groups", headers=ADMIN,
+                       json={"name": "É", "max_credit": 1}).status_code == 201
+    r = client.post("/api/v1/groups", headers=ADMIN, json={"name": "É", "max_credit": 1})
+    assert r.status_code == 409, r.text
+    assert [g["name"] for g in client.get("/api/v1/groups", headers=ADMIN).json()] == [
+        "Research", "É"]

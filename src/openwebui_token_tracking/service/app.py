@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from ..accountant import Accountant, utcnow
-from ..errors import TokenTrackingError
+from ..errors import DatabaseError, TokenTrackingError
 from ..storage.engine import get_engine
 from . import api, forms, pages
 from .auth import Authenticator, AuthError
@@ -48,7 +48,7 @@ def _install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
     @app.exception_handler(TokenTrackingError)
     async def on_domain(request: Request, exc: TokenTrackingError) -> Response:
         code = status_of(exc)
-        if code >= 500:
+        if code >= 500 or isinstance(exc, DatabaseError):
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
         if wants_html(request):
             return templates.TemplateResponse(

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..accountant import Accountant
@@ -135,5 +136,6 @@ def status_of(exc: TokenTrackingError) -> int:
     if isinstance(exc, InvalidInputError):
         return 422
     if isinstance(exc, DatabaseError):
-        return 503
+        # a unique constraint the storage check missed (e.g. non-ASCII case folding)
+        return 409 if isinstance(exc.__cause__, IntegrityError) else 503
     return 400
