@@ -74,7 +74,7 @@ def stacked_bars(categories: list[str], series: list[Series], *, title: str,
     label_every = max(1, round(n / 10))
     for i, cat in enumerate(categories):
         x = left + i * slot + (slot - bar_w) / 2
-        y = pad_top + plot_h
+        y = float(pad_top + plot_h)
         for k, s in enumerate(series):
             value = s.values[i]
             if value <= 0:

@@ -71,9 +71,9 @@ def current_principal(request: Request) -> Principal:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("send the token as 'Authorization: Bearer <token>'")
         return st.auth.authenticate(token, "header", st.now())
-    token = request.cookies.get(COOKIE)
-    if token:
-        return st.auth.authenticate(token, "cookie", st.now())
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        return st.auth.authenticate(cookie, "cookie", st.now())
     raise AuthError("sign in first: send 'Authorization: Bearer <Open WebUI token or API "
                     "key>' or use the login page")
 
