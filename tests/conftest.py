@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from db_support import USERS, create_openwebui_users  # noqa: F401  (re-exported)
 from openwebui_token_tracking.storage import migrate
 from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
-from openwebui_token_tracking.storage.openwebui_tables import openwebui_metadata, user_table
 
 PG_URL = os.environ.get("TT_TEST_POSTGRES_URL", "")
 
@@ -38,11 +38,6 @@ def _backends() -> list[str]:
 
 BACKENDS = _backends()
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-USERS = [
-    {"id": "u-alice", "name": "Alice", "email": "alice@example.edu", "role": "user"},
-    {"id": "u-bob", "name": "Bob", "email": "bob@example.edu", "role": "user"},
-    {"id": "u-admin", "name": "Ada Admin", "email": "admin@example.edu", "role": "admin"},
-]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -75,13 +70,6 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
-
-
-def create_openwebui_users(engine: Engine, users: list[dict[str, str]] = USERS) -> None:
-    """A stand-in for Open WebUI's ``user`` table (tests only; we never create it)."""
-    openwebui_metadata.create_all(engine, tables=[user_table])
-    with engine.begin() as conn:
-        conn.execute(sa.insert(user_table), users)
 
 
 _sqlite_template: dict[str, Path] = {}

@@ -7,7 +7,7 @@ import legacy_0_1_10 as legacy
 import pytest
 import sqlalchemy as sa
 
-from conftest import create_openwebui_users
+from db_support import create_openwebui_users
 from openwebui_token_tracking import Accountant
 from openwebui_token_tracking.storage import migrate
 from openwebui_token_tracking.storage.engine import (
