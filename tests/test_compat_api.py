@@ -184,3 +184,10 @@ def test_database_url_falls_back_to_environment(url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", url)
     credit_groups.create_credit_group("EnvGroup", 5, "via DATABASE_URL")
     assert credit_groups.get_credit_group("EnvGroup", database_url=url)["max_credit"] == 5
+
+
+def test_group_names_are_unique_ignoring_unicode_case(url):
+    credit_groups.create_credit_group("École", 5, "", database_url=url)
+    with pytest.raises(AlreadyExistsError):
+        credit_groups.create_credit_group("ÉCOLE", 5, "", database_url=url)
+    assert credit_groups.get_credit_group("école", database_url=url)["name"] == "École"

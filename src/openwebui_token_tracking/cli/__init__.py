@@ -19,6 +19,7 @@ from .database import database
 from .init import init
 from .pricing import pricing
 from .pricing_sync import sync
+from .serve import serve
 from .settings import settings
 from .sponsored import sponsored
 from .usage import balance, usage
@@ -41,7 +42,7 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 pricing.add_command(sync)
 for command in (init, database, pricing, settings, credit_group, sponsored, user, usage,
-                balance):
+                balance, serve):
     cli.add_command(command)
 
 

@@ -32,7 +32,7 @@ def prepare_database(engine: Engine, *, load_demo: bool = False,
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = None,
-          demo: bool = False) -> None:
+          demo: bool = False, admin_token: str | None = None) -> None:
     """Run the service until interrupted (what ``owui-token-tracking serve`` calls).
 
     ``database_url`` None: ``DATABASE_URL``, else the embedded SQLite database
@@ -46,7 +46,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = 
     url = database_url or default_database_url()
     engine = get_engine(url)
     loaded = prepare_database(engine, load_demo=demo)
-    admin_token = os.environ.get("TOKEN_TRACKING_ADMIN_TOKEN") or None
+    admin_token = admin_token or os.environ.get("TOKEN_TRACKING_ADMIN_TOKEN") or None
     app = create_app(url, admin_token=admin_token,
                      openwebui_url=os.environ.get("OPENWEBUI_URL") or None,
                      openwebui_secret=os.environ.get("WEBUI_SECRET_KEY") or None,

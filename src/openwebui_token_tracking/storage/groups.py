@@ -25,10 +25,15 @@ def _check_name(name: str) -> str:
 
 
 def find_group(session: Session, name: str) -> CreditGroup | None:
-    """Case-insensitive lookup, matching the unique index on ``lower(name)``."""
-    return session.scalars(
-        sa.select(CreditGroup).where(sa.func.lower(CreditGroup.name) == name.strip().lower())
-    ).first()
+    """Case-insensitive lookup (Unicode case folding, e.g. "É" matches "é").
+
+    Compared in Python because SQLite's ``lower()`` folds ASCII only; groups are few.
+    """
+    wanted = name.strip().casefold()
+    for group in session.scalars(sa.select(CreditGroup)):
+        if group.name.casefold() == wanted:
+            return group
+    return None
 
 
 def get_group(session: Session, name: str) -> CreditGroup:
