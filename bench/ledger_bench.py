@@ -107,19 +107,23 @@ def run(backend: str, url: str, rows: int, n: int) -> list[tuple[str, float, flo
     rnd = random.Random(42)
     users = [f"user-{i}" for i in range(USERS)]
     est = Usage(input_tokens=1000, output_tokens=500)
-    for u in users:  # warm-up: first touch initialises each window counter from the ledger
-        acct.balance(u)
-        acct.balance(u, allowance_name="lab")
+    for u in users:  # warm-up: a first admission initialises each counter from the ledger
+        for name in (None, "lab"):
+            acct.release(acct.admit(user_id=u, provider="openai", model_id="gpt",
+                                    estimate=est, allowance_name=name).reservation_id)
     results = []
     results.append(("check", *_stats(timed(lambda: acct.balance(rnd.choice(users)), n))))
     results.append(("check+sponsored", *_stats(timed(
         lambda: acct.balance(rnd.choice(users), allowance_name="lab"), n))))
-    admitted: list[str] = []
+    admitted: list = []
     results.append(("admit", *_stats(timed(lambda: admitted.append(acct.admit(
         user_id=rnd.choice(users), provider="openai", model_id="gpt",
-        estimate=est).reservation_id), n))))
-    results.append(("charge (settle)", *_stats(timed(
-        lambda: acct.settle(admitted.pop(), est), n))))
+        estimate=est)), n))))
+
+    def settle() -> None:
+        a = admitted.pop()
+        acct.settle(a.reservation_id, est, price=a.price)
+    results.append(("charge (settle)", *_stats(timed(settle, n))))
     results.append(("charge (record)", *_stats(timed(lambda: acct.record(
         user_id=rnd.choice(users), provider="openai", model_id="gpt", usage=est), n))))
     return results

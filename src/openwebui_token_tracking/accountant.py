@@ -20,10 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .accounting.money import micro_to_credits
+from .accounting.pricing import Price
 from .accounting.usage import Usage
 from .errors import DatabaseError
 from .storage import ledger, sponsors
-from .storage.engine import READ_ONLY, get_engine, redact
+from .storage.engine import get_engine, read_only_options, redact
 from .storage.ledger import Admitted
 from .storage.schema import SponsoredAllowance
 from .storage.settings_store import budget_settings
@@ -101,6 +102,7 @@ class Accountant:
         self.engine = (engine_or_url if isinstance(engine_or_url, Engine)
                        else get_engine(engine_or_url))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_only = read_only_options(self.engine)
         self.clock = clock
 
     def run(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
@@ -111,14 +113,16 @@ class Accountant:
         with translate_db_errors(str(self.engine.url)), self._sessions() as session, \
                 session.begin():
             if read_only:
-                session.connection(execution_options=READ_ONLY)
+                session.connection(execution_options=self._read_only)
             return work(session)
 
     def _allowance(self, session: Session, name: str | None,
-                   allowance_id: str | uuid.UUID | None) -> SponsoredAllowance | None:
+                   allowance_id: str | uuid.UUID | None,
+                   with_models: bool = True) -> SponsoredAllowance | None:
         if name is None and allowance_id is None:
             return None
-        return sponsors.get_allowance(session, name=name, allowance_id=allowance_id)
+        return sponsors.get_allowance(session, name=name, allowance_id=allowance_id,
+                                      with_models=with_models)
 
     def admit(self, *, user_id: str, provider: str, model_id: str, estimate: Usage,
               allowance_name: str | None = None,
@@ -136,9 +140,11 @@ class Accountant:
                 chat_id=chat_id, message_id=message_id, task=task)
         return self.run(work)
 
-    def settle(self, reservation_id: str, usage: Usage, status: str = "completed"
-               ) -> int | None:
-        return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status))
+    def settle(self, reservation_id: str, usage: Usage, status: str = "completed",
+               price: Price | None = None) -> int | None:
+        """Charge a reservation for the actual ``usage`` (``price``: ``Admitted.price``)."""
+        return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status,
+                                                price=price))
 
     def release(self, reservation_id: str) -> bool:
         return self.run(lambda s: ledger.release(s, reservation_id))
@@ -166,7 +172,8 @@ class Accountant:
         now = now or self.clock()
 
         def work(session: Session) -> BalanceReport:
-            allowance = self._allowance(session, allowance_name, allowance_id)
+            allowance = self._allowance(session, allowance_name, allowance_id,
+                                        with_models=False)
             settings = budget_settings(session)
             states = []
             for limit, bal in ledger.user_balance(session, user_id, now, allowance, settings):

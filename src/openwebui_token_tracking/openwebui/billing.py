@@ -131,7 +131,7 @@ class Bill:
                 warn_no_usage_once(self.provider, self.ctx.model_id)
         admitted = self.admitted
         row_id = await asyncio.shield(asyncio.to_thread(
-            self.accountant.settle, admitted.reservation_id, usage, status))
+            self.accountant.settle, admitted.reservation_id, usage, status, admitted.price))
         # Same price as the ledger's (in force at admission); 0 when the ledger dropped a
         # duplicate (chat, message) or the reservation had expired meanwhile.
         charged = 0 if admitted.free or row_id is None else \

@@ -96,8 +96,15 @@ def _sqlite_connect_hook(wal: bool):  # type: ignore[no-untyped-def]
     return on_connect
 
 
-READ_ONLY = {"sqlite_begin": "BEGIN"}
-"""Execution options for a read-only transaction: SQLite takes no write lock for it."""
+def read_only_options(engine: Engine) -> dict[str, str]:
+    """Execution options for a read-only unit of work.
+
+    SQLite: a deferred BEGIN (no write lock). PostgreSQL: autocommit, saving the COMMIT
+    round trip; each read then sees the latest committed state.
+    """
+    if engine.dialect.name == "sqlite":
+        return {"sqlite_begin": "BEGIN"}
+    return {"isolation_level": "AUTOCOMMIT"}
 
 
 def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -125,16 +127,18 @@ def groups_of(session: Session, user_id: str) -> list[CreditGroup]:
     ))
 
 
-_group_allowance = (
-    sa.select(sa.func.coalesce(sa.func.sum(CreditGroup.max_credit), 0))
-    .join(CreditGroupUser, CreditGroupUser.credit_group_id == CreditGroup.id)
-    .where(CreditGroupUser.user_id == sa.bindparam("user_id"))
+_groups = cast(sa.Table, CreditGroup.__table__)
+_members = cast(sa.Table, CreditGroupUser.__table__)
+GROUP_ALLOWANCE = (  # Core, not ORM: this runs before every request
+    sa.select(sa.func.coalesce(sa.func.sum(_groups.c.max_credit), 0))
+    .select_from(_groups.join(_members, _members.c.credit_group_id == _groups.c.id))
+    .where(_members.c.user_id == sa.bindparam("user_id"))
 )
 
 
 def group_allowance(session: Session, user_id: str) -> int:
     """Sum of the allowances (whole credits) of every group the user is in."""
-    return int(session.scalar(_group_allowance, {"user_id": user_id}) or 0)
+    return int(session.scalar(GROUP_ALLOWANCE, {"user_id": user_id}) or 0)
 
 
 def list_groups(session: Session) -> list[CreditGroup]:

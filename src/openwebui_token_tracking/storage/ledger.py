@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -41,7 +42,7 @@ from ..errors import (
     TotalTokenLimitExceededError,
     UnknownModelError,
 )
-from .groups import group_allowance
+from .groups import GROUP_ALLOWANCE, group_allowance
 from .prices import price_at
 from .schema import BudgetCounter, Reservation, SponsoredAllowance, TokenUsageLog
 from .settings_store import BudgetSettings, budget_settings
@@ -57,9 +58,10 @@ usage_log = cast(sa.Table, TokenUsageLog.__table__)
 reservation_table = cast(sa.Table, Reservation.__table__)
 
 
-def _rowcount(session: Session, stmt: sa.Executable) -> int:
+def _rowcount(session: Session, stmt: sa.Executable,
+              params: dict[str, object] | None = None) -> int:
     """Rows an UPDATE/DELETE matched."""
-    return cast("sa.CursorResult[Any]", session.execute(stmt)).rowcount
+    return cast("sa.CursorResult[Any]", session.execute(stmt, params)).rowcount
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,23 @@ def sponsor_limits(allowance: SponsoredAllowance, user_id: str, now: datetime,
     return limits
 
 
-def _counter_where(key: CounterKey) -> sa.ColumnElement[bool]:
-    return sa.and_(counter.c.scope == key.scope, counter.c.subject == key.subject,
-                   counter.c.window_start == key.window_start)
+# Statements of the hot path are built once; executions only bind values.
+_KEY = sa.and_(counter.c.scope == sa.bindparam("k_scope"),
+               counter.c.subject == sa.bindparam("k_subject"),
+               counter.c.window_start == sa.bindparam("k_window"))
+_READ_COUNTER = sa.select(counter.c.spent_micro, counter.c.reserved_micro).where(_KEY)
+_RESERVE = sa.update(counter).where(_KEY).values(
+    reserved_micro=counter.c.reserved_micro + sa.bindparam("amount", type_=sa.BigInteger))
+_RESERVE_WITHIN_LIMIT = _RESERVE.where(
+    counter.c.spent_micro + counter.c.reserved_micro
+    + sa.bindparam("amount", type_=sa.BigInteger) <= sa.bindparam("cap", type_=sa.BigInteger))
+_APPLY_SPEND = sa.update(counter).where(_KEY).values(
+    spent_micro=counter.c.spent_micro + sa.bindparam("charged", type_=sa.BigInteger),
+    reserved_micro=counter.c.reserved_micro - sa.bindparam("released", type_=sa.BigInteger))
+
+
+def _key_params(key: CounterKey) -> dict[str, object]:
+    return {"k_scope": key.scope, "k_subject": key.subject, "k_window": key.window_start}
 
 
 def _ensure_counter(session: Session, key: CounterKey, window: Window) -> None:
@@ -167,9 +183,7 @@ def _ensure_counter(session: Session, key: CounterKey, window: Window) -> None:
 
 
 def _read_counter(session: Session, key: CounterKey) -> tuple[int, int] | None:
-    row = session.execute(
-        sa.select(counter.c.spent_micro, counter.c.reserved_micro).where(_counter_where(key))
-    ).first()
+    row = session.execute(_READ_COUNTER, _key_params(key)).first()
     return None if row is None else (int(row[0]), int(row[1]))
 
 
@@ -191,12 +205,11 @@ def balance_of(session: Session, limit: Limit) -> Balance:
 
 
 def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -> bool:
-    stmt = sa.update(counter).where(_counter_where(limit.key)).values(
-        reserved_micro=counter.c.reserved_micro + estimate)
+    params = {**_key_params(limit.key), "amount": estimate}
     if enforce and limit.limit_micro is not None and estimate > 0:
-        stmt = stmt.where(
-            counter.c.spent_micro + counter.c.reserved_micro + estimate <= limit.limit_micro)
-    return _rowcount(session, stmt) == 1
+        params["cap"] = limit.limit_micro
+        return _rowcount(session, _RESERVE_WITHIN_LIMIT, params) == 1
+    return _rowcount(session, _RESERVE, params) == 1
 
 
 def _reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -> None:
@@ -217,16 +230,14 @@ def _reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -
     )
 
 
-def _apply_spend(session: Session, limit_key: CounterKey, window: Window,
-                 charged: int, released: int) -> None:
+def _apply_spend(session: Session, limit_key: CounterKey,
+                 window: Window | Callable[[], Window], charged: int, released: int) -> None:
     """Add ``charged`` to spent and take ``released`` off reserved, creating if missing."""
-    updated = _rowcount(session, sa.update(counter).where(_counter_where(limit_key)).values(
-        spent_micro=counter.c.spent_micro + charged,
-        reserved_micro=counter.c.reserved_micro - released,
-    ))
+    updated = _rowcount(session, _APPLY_SPEND,
+                        {**_key_params(limit_key), "charged": charged, "released": released})
     if updated == 0:
         # The ledger row is already inserted in this transaction, so the sum includes it.
-        _ensure_counter(session, limit_key, window)
+        _ensure_counter(session, limit_key, window if isinstance(window, Window) else window())
 
 
 # -- admission ----------------------------------------------------------------------------
@@ -306,34 +317,41 @@ def reserve(
     return Admitted(rid, estimate_micro, price, free)
 
 
-def _reservation_limit_keys(res: sa.Row[tuple[object, ...]],
-                            settings: BudgetSettings) -> list[tuple[CounterKey, Window]]:
-    """The counters a reservation touched (rebuilt from its stored window)."""
+def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
+                            settings: BudgetSettings | None
+                            ) -> list[tuple[CounterKey, Callable[[], Window]]]:
+    """The counters a reservation touched, each with its window computed only if needed
+    (to rebuild a missing counter from the ledger), so settling reads no settings."""
     created: datetime = res.created_at
-    window = window_for(created, settings.period, settings.timezone)
-    if window.key != res.window_start:  # settings changed mid-request: use the stored key
-        window = Window(datetime.fromtimestamp(res.window_start, created.tzinfo), window.end)
+
+    def window() -> Window:
+        current = settings or budget_settings(session)
+        w = window_for(created, current.period, current.timezone)
+        if w.key != res.window_start:  # settings changed mid-request: keep the stored start
+            w = Window(datetime.fromtimestamp(res.window_start, created.tzinfo), w.end)
+        return w
+
+    def forever() -> Window:
+        return Window(datetime.fromtimestamp(0, created.tzinfo),
+                      datetime.max.replace(tzinfo=created.tzinfo))
+
     if res.sponsored_allowance_id is None:
         return [(CounterKey(USER, res.user_id, res.window_start), window)]
     aid = str(res.sponsored_allowance_id)
-    keys = [(CounterKey(SPONSOR_TOTAL, aid, 0),
-             Window(datetime.fromtimestamp(0, created.tzinfo),
-                    datetime.max.replace(tzinfo=created.tzinfo)))]
+    keys = [(CounterKey(SPONSOR_TOTAL, aid, 0), forever)]
     if res.window_start:
         keys.append((CounterKey(SPONSOR_USER, f"{aid}:{res.user_id}", res.window_start), window))
     return keys
 
 
+_TAKE_RESERVATION = (sa.delete(reservation_table)
+                     .where(reservation_table.c.id == sa.bindparam("rid"))
+                     .returning(*reservation_table.c))
+
+
 def _take_reservation(session: Session, reservation_id: str) -> sa.Row[tuple[object, ...]] | None:
-    """Read and delete a reservation; None if another process settled it first."""
-    row = session.execute(
-        sa.select(reservation_table).where(reservation_table.c.id == reservation_id)
-    ).first()
-    if row is None:
-        return None
-    deleted = _rowcount(
-        session, sa.delete(reservation_table).where(reservation_table.c.id == reservation_id))
-    return row if deleted == 1 else None
+    """Delete a reservation and return it; None if another process settled it first."""
+    return session.execute(_TAKE_RESERVATION, {"rid": reservation_id}).first()
 
 
 def _insert_usage(session: Session, values: dict[str, object]) -> int | None:
@@ -355,10 +373,12 @@ def _usage_values(usage: Usage) -> dict[str, int]:
 
 
 def settle(session: Session, reservation_id: str, usage: Usage, *, status: str = "completed",
-           charged_micro: int | None = None, settings: BudgetSettings | None = None
-           ) -> int | None:
+           charged_micro: int | None = None, price: Price | None = None,
+           settings: BudgetSettings | None = None) -> int | None:
     """Turn a reservation into a ledger row charged for ``usage``; returns the row id.
 
+    ``price`` is the price admission returned (``Admitted.price``, in force at the
+    reservation's instant); without it the price is looked up again.
     Returns None when the reservation was already settled or expired (nothing charged
     twice), or when the same (chat, message) was already charged.
     """
@@ -368,10 +388,9 @@ def settle(session: Session, reservation_id: str, usage: Usage, *, status: str =
     if res is None:
         logger.warning("reservation %s was already settled or expired", reservation_id)
         return None
-    settings = settings or budget_settings(session)
     if charged_micro is None:
-        price = price_at(session, res.provider, res.model_id, res.created_at) or \
-            _any_price(session, res.provider, res.model_id, res.created_at)
+        price = price or price_at(session, res.provider, res.model_id, res.created_at,
+                                  listed_only=False)
         charged_micro = charge(usage, price).micro_credits if price else res.estimate_micro
     row_id = _insert_usage(session, {
         "created_at": res.created_at, "user_id": res.user_id, "provider": res.provider,
@@ -381,22 +400,9 @@ def settle(session: Session, reservation_id: str, usage: Usage, *, status: str =
     })
     charged = charged_micro if row_id is not None else 0
     if res.estimate_micro or charged:
-        for key, window in _reservation_limit_keys(res, settings):
+        for key, window in _reservation_limit_keys(session, res, settings):
             _apply_spend(session, key, window, charged, res.estimate_micro)
     return row_id
-
-
-def _any_price(session: Session, provider: str, model_id: str, at: datetime) -> Price | None:
-    """The price in force even if the model was removed from the catalogue meanwhile."""
-    from .prices import PriceInput
-    from .schema import PriceHistory
-    row = session.scalars(
-        sa.select(PriceHistory).where(
-            PriceHistory.provider == provider, PriceHistory.model_id == model_id,
-            PriceHistory.effective_from <= at,
-        ).order_by(PriceHistory.effective_from.desc()).limit(1)
-    ).first()
-    return None if row is None else PriceInput.from_row(row).to_price(row.effective_from)
 
 
 def release(session: Session, reservation_id: str, settings: BudgetSettings | None = None
@@ -406,8 +412,7 @@ def release(session: Session, reservation_id: str, settings: BudgetSettings | No
     if res is None:
         return False
     if res.estimate_micro:
-        settings = settings or budget_settings(session)
-        for key, window in _reservation_limit_keys(res, settings):
+        for key, window in _reservation_limit_keys(session, res, settings):
             _apply_spend(session, key, window, 0, res.estimate_micro)
     return True
 
@@ -493,8 +498,31 @@ def user_balance(session: Session, user_id: str, now: datetime,
                  settings: BudgetSettings | None = None) -> list[tuple[Limit, Balance]]:
     """Each limit that applies to the user (and allowance) with its current state."""
     settings = settings or budget_settings(session)
+    if allowance is None:
+        return [_own_balance(session, user_id, now, settings)]
     limits = limits_for(session, user_id, allowance, now, settings)
     return [(limit, balance_of(session, limit)) for limit in limits]
+
+
+_OWN_STATE = sa.select(
+    GROUP_ALLOWANCE.scalar_subquery(),
+    sa.select(counter.c.spent_micro).where(_KEY).scalar_subquery(),
+    sa.select(counter.c.reserved_micro).where(_KEY).scalar_subquery(),
+)
+"""The user's group allowances and window counter in one round trip."""
+
+
+def _own_balance(session: Session, user_id: str, now: datetime,
+                 settings: BudgetSettings) -> tuple[Limit, Balance]:
+    window = window_for(now, settings.period, settings.timezone)
+    key = CounterKey(USER, user_id, window.key)
+    groups_sum, spent, reserved = session.execute(
+        _OWN_STATE, {"user_id": user_id, **_key_params(key)}).one()
+    limit = Limit(key, settings.base_allowance_micro + int(groups_sum or 0) * MICRO, window,
+                  DailyTokenLimitExceededError)
+    if spent is None:  # no counter yet in this window: sum the window's ledger rows
+        return limit, Balance(limit.limit_micro, _ledger_sum(session, key, window), 0, window)
+    return limit, Balance(limit.limit_micro, int(spent), int(reserved), window)
 
 
 def get_usage_row(session: Session, row_id: int) -> TokenUsageLog:

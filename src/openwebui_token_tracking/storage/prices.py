@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -125,30 +126,41 @@ def delete_price(session: Session, *, provider: str, model_id: str) -> None:
     session.flush()
 
 
-_price_at = (
-    sa.select(PriceHistory)
-    .join(
-        ModelPricing,
-        sa.and_(
-            ModelPricing.provider == PriceHistory.provider,
-            ModelPricing.id == PriceHistory.model_id,
-        ),
-    )
+_history = cast(sa.Table, PriceHistory.__table__)
+_catalogue = cast(sa.Table, ModelPricing.__table__)
+_price_at = (  # Core, not ORM: this runs before every request
+    sa.select(_history)
+    .select_from(_history.join(_catalogue, sa.and_(
+        _catalogue.c.provider == _history.c.provider, _catalogue.c.id == _history.c.model_id)))
     .where(
-        PriceHistory.provider == sa.bindparam("provider"),
-        PriceHistory.model_id == sa.bindparam("model_id"),
-        PriceHistory.effective_from <= sa.bindparam("at", type_=PriceHistory.effective_from.type),
+        _history.c.provider == sa.bindparam("provider"),
+        _history.c.model_id == sa.bindparam("model_id"),
+        _history.c.effective_from <= sa.bindparam("at", type_=_history.c.effective_from.type),
     )
-    .order_by(PriceHistory.effective_from.desc())
+    .order_by(_history.c.effective_from.desc())
+    .limit(1)
+)
+_price_at_any = (  # the same, even if the model was removed from the catalogue since
+    sa.select(_history)
+    .where(
+        _history.c.provider == sa.bindparam("provider"),
+        _history.c.model_id == sa.bindparam("model_id"),
+        _history.c.effective_from <= sa.bindparam("at", type_=_history.c.effective_from.type),
+    )
+    .order_by(_history.c.effective_from.desc())
     .limit(1)
 )
 
 
-def price_at(session: Session, provider: str, model_id: str, at: datetime) -> Price | None:
-    """The price in force for the model at ``at``, or None if the model is not priced."""
-    row = session.scalars(
-        _price_at, {"provider": provider, "model_id": model_id, "at": at}
-    ).first()
+def price_at(session: Session, provider: str, model_id: str, at: datetime, *,
+             listed_only: bool = True) -> Price | None:
+    """The price in force for the model at ``at``, or None if the model is not priced.
+
+    ``listed_only=False`` also finds the price of a model removed from the catalogue
+    (to charge a request that was admitted before the removal).
+    """
+    row = session.execute(_price_at if listed_only else _price_at_any,
+                          {"provider": provider, "model_id": model_id, "at": at}).first()
     if row is None:
         return None
     return PriceInput.from_row(row).to_price(row.effective_from)

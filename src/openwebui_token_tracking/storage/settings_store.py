@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -80,9 +81,14 @@ def validate_setting(key: str, value: str) -> str:
     return value
 
 
+_settings_table = cast(sa.Table, BaseSetting.__table__)
+_ALL_SETTINGS = sa.select(_settings_table.c.setting_key, _settings_table.c.setting_value)
+"""Core (not ORM) select: this runs before every request."""
+
+
 def read_all(session: Session) -> dict[str, str]:
     """Every stored setting, unvalidated."""
-    rows = session.execute(sa.select(BaseSetting.setting_key, BaseSetting.setting_value))
+    rows = session.execute(_ALL_SETTINGS)
     return {k: v for k, v in rows if v is not None}
 
 

@@ -44,10 +44,14 @@ def _parse_id(value: str | uuid.UUID) -> uuid.UUID:
 
 
 def find_allowance(session: Session, *, name: str | None = None,
-                   allowance_id: str | uuid.UUID | None = None) -> SponsoredAllowance | None:
+                   allowance_id: str | uuid.UUID | None = None,
+                   with_models: bool = True) -> SponsoredAllowance | None:
+    """Look an allowance up by name and/or id (its covered models loaded unless told not)."""
     if name is None and allowance_id is None:
         raise InvalidInputError("give a sponsored allowance name or id")
-    q = sa.select(SponsoredAllowance).options(selectinload(SponsoredAllowance.base_models))
+    q = sa.select(SponsoredAllowance)
+    if with_models:
+        q = q.options(selectinload(SponsoredAllowance.base_models))
     if allowance_id is not None:
         q = q.where(SponsoredAllowance.id == _parse_id(allowance_id))
     if name is not None:
@@ -56,8 +60,10 @@ def find_allowance(session: Session, *, name: str | None = None,
 
 
 def get_allowance(session: Session, *, name: str | None = None,
-                  allowance_id: str | uuid.UUID | None = None) -> SponsoredAllowance:
-    found = find_allowance(session, name=name, allowance_id=allowance_id)
+                  allowance_id: str | uuid.UUID | None = None,
+                  with_models: bool = True) -> SponsoredAllowance:
+    found = find_allowance(session, name=name, allowance_id=allowance_id,
+                           with_models=with_models)
     if found is None:
         what = f"id {allowance_id}" if allowance_id is not None else f"name {name!r}"
         raise NotFoundError(f"sponsored allowance with {what} does not exist")
