@@ -148,3 +148,14 @@ async def test_filter_outlet_reads_ollama_counters(priced, db_url):
                      __user__=ALICE)
     [row] = ledger(priced)
     assert (row.input_tokens, row.output_tokens) == (26, 3)
+
+
+async def test_action_links_to_the_personal_usage_page(priced, db_url, monkeypatch):
+    action = CreditBalance()
+    action.valves = action.Valves(DATABASE_URL=db_url, DASHBOARD_URL="https://credits.example/")
+    final = (await run_action(action))[-1]["data"]["description"]
+    assert final.endswith("Usage details: https://credits.example/me")
+    monkeypatch.setenv("TOKEN_TRACKING_DASHBOARD_URL", "https://env.example")
+    action.valves = action.Valves(DATABASE_URL=db_url)
+    final = (await run_action(action))[-1]["data"]["description"]
+    assert final.endswith("Usage details: https://env.example/me")

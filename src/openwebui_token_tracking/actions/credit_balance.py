@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -57,6 +58,10 @@ class CreditBalance:
         DATABASE_URL: str = Field(default="", description="Token-tracking database "
                                   "(empty: Open WebUI's DATABASE_URL)",
                                   json_schema_extra=SECRET)
+        DASHBOARD_URL: str = Field(default="", description="Base URL of the "
+                                   "owui-token-tracking service; when set, the balance "
+                                   "links to the user's usage page (empty: "
+                                   "TOKEN_TRACKING_DASHBOARD_URL)")
 
     def __init__(self) -> None:
         self.valves = self.Valves()
@@ -75,6 +80,10 @@ class CreditBalance:
             sponsored = await asyncio.to_thread(acc.balance, str(user["id"]),
                                                 allowance_id=allowance.id)
             lines.append(describe(sponsored, tz, f"Sponsored allowance {allowance.name!r}"))
+        dashboard = (self.valves.DASHBOARD_URL.strip()
+                     or os.environ.get("TOKEN_TRACKING_DASHBOARD_URL", "").strip())
+        if dashboard:
+            lines.append(f"Usage details: {dashboard.rstrip('/')}/me")
         return " | ".join(lines)
 
     async def action(self, body: dict[str, Any], __user__: dict[str, Any] | None = None,
