@@ -191,3 +191,13 @@ def test_group_names_are_unique_ignoring_unicode_case(url):
     with pytest.raises(AlreadyExistsError):
         credit_groups.create_credit_group("ÉCOLE", 5, "", database_url=url)
     assert credit_groups.get_credit_group("école", database_url=url)["name"] == "École"
+
+
+def test_a_value_the_database_refuses_is_an_input_error(url):
+    """PostgreSQL refuses NUL bytes in text; SQLite stores them. Neither is a crash."""
+    try:
+        credit_groups.create_credit_group("nul\x00name", 5, "", database_url=url)
+    except InvalidInputError as exc:
+        assert "refused a value" in str(exc)
+    else:
+        assert credit_groups.get_credit_group("nul\x00name", database_url=url)["max_credit"] == 5

@@ -16,14 +16,14 @@ from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .accounting.money import micro_to_credits
 from .accounting.pricing import Price
 from .accounting.usage import Usage
-from .errors import DatabaseError
-from .storage import ledger, sponsors
+from .errors import DatabaseError, InvalidInputError
+from .storage import counters, ledger, sponsors
 from .storage.engine import get_engine, read_only_options, redact
 from .storage.ledger import Admitted
 from .storage.schema import SponsoredAllowance
@@ -42,6 +42,12 @@ def translate_db_errors(url: str = "") -> Iterator[None]:
     """Map driver errors to ``DatabaseError`` at the boundary, never leaking a password."""
     try:
         yield
+    except DataError as exc:
+        # The database refused a value (a NUL byte in text, a number out of range):
+        # bad input, not a broken database.
+        cause = getattr(exc, "orig", None) or exc
+        first_line = (str(cause).splitlines() or [""])[0]
+        raise InvalidInputError(f"the database refused a value: {first_line}") from exc
     except SQLAlchemyError as exc:
         where = f" ({redact(url)})" if url else ""
         cause = getattr(exc, "orig", None) or exc
@@ -176,7 +182,7 @@ class Accountant:
                                         with_models=False)
             settings = budget_settings(session)
             states = []
-            for limit, bal in ledger.user_balance(session, user_id, now, allowance, settings):
+            for limit, bal in counters.user_balance(session, user_id, now, allowance, settings):
                 remaining = bal.remaining_micro
                 states.append(LimitState(
                     scope=limit.key.scope,
@@ -186,7 +192,7 @@ class Accountant:
                     reserved=micro_to_credits(bal.reserved_micro),
                     remaining=None if remaining is None else micro_to_credits(remaining),
                     window_start=limit.window.start,
-                    reset_at=None if limit.key.scope == ledger.SPONSOR_TOTAL
+                    reset_at=None if limit.key.scope == counters.SPONSOR_TOTAL
                     else limit.window.end,
                 ))
             return BalanceReport(user_id, states, allowance.name if allowance else None)

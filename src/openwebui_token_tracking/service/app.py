@@ -79,6 +79,10 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
         description="Every endpoint needs `Authorization: Bearer <token>`: an Open WebUI "
                     "session token or API key, or the service's static admin token. "
                     "Credits are decimal strings.",
+        # FastAPI's interactive docs pull their scripts from a CDN; we ship no CDN
+        # assets, so only the spec itself is served (/openapi.json).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.tt = ServiceState(
         accountant=Accountant(engine, clock=clock),

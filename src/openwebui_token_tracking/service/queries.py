@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..storage import reports
-from ..storage.ledger import user_limit
+from ..storage.counters import user_limit
 from ..storage.openwebui_tables import user_table
 from ..storage.schema import CreditGroup, Reservation, TokenUsageLog
 from ..storage.settings_store import BudgetSettings

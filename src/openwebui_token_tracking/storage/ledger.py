@@ -1,4 +1,4 @@
-"""The ledger and atomic admission: reserve, settle, release, record, balance.
+"""The ledger and atomic admission: reserve, settle, release, record.
 
 Every function takes a ``Session`` inside a transaction the caller owns
 (``with session.begin():``) and takes ``now`` as an aware UTC instant.
@@ -22,79 +22,43 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..accounting.budget import Window, window_for
-from ..accounting.money import MICRO, micro_to_credits
+from ..accounting.money import micro_to_credits
 from ..accounting.pricing import Price, charge, is_free
 from ..accounting.usage import Usage
 from ..errors import (
     AllowanceExpiredError,
-    DailyTokenLimitExceededError,
     InvalidInputError,
     ModelNotCoveredError,
     NotFoundError,
-    TokenLimitExceededError,
-    TotalTokenLimitExceededError,
     UnknownModelError,
 )
-from .groups import GROUP_ALLOWANCE, group_allowance
+from .counters import (
+    SPONSOR_TOTAL,
+    SPONSOR_USER,
+    USER,
+    CounterKey,
+    apply_spend,
+    limits_for,
+    reserve_one,
+    usage_log,
+)
 from .prices import price_at
-from .schema import BudgetCounter, Reservation, SponsoredAllowance, TokenUsageLog
+from .schema import Reservation, SponsoredAllowance, TokenUsageLog
 from .settings_store import BudgetSettings, budget_settings
 from .sponsors import covered_models
 
 logger = logging.getLogger(__name__)
 
 STATUSES = ("completed", "stopped", "error", "estimated")
-USER, SPONSOR_USER, SPONSOR_TOTAL = "user", "sponsor_user", "sponsor_total"
 
-counter = cast(sa.Table, BudgetCounter.__table__)
-usage_log = cast(sa.Table, TokenUsageLog.__table__)
 reservation_table = cast(sa.Table, Reservation.__table__)
-
-
-def _rowcount(session: Session, stmt: sa.Executable,
-              params: dict[str, object] | None = None) -> int:
-    """Rows an UPDATE/DELETE matched."""
-    return cast("sa.CursorResult[Any]", session.execute(stmt, params)).rowcount
-
-
-@dataclass(frozen=True)
-class CounterKey:
-    scope: str
-    subject: str
-    window_start: int
-
-
-@dataclass(frozen=True)
-class Limit:
-    """One limit that applies to a request, with the ledger rows it sums."""
-
-    key: CounterKey
-    limit_micro: int | None
-    window: Window
-    error: type[TokenLimitExceededError]
-
-
-@dataclass(frozen=True)
-class Balance:
-    """A limit's state; amounts in micro-credits."""
-
-    limit_micro: int | None
-    spent_micro: int
-    reserved_micro: int
-    window: Window
-
-    @property
-    def remaining_micro(self) -> int | None:
-        if self.limit_micro is None:
-            return None
-        return self.limit_micro - self.spent_micro - self.reserved_micro
 
 
 @dataclass(frozen=True)
@@ -109,139 +73,6 @@ class Admitted:
 
 # -- limits -------------------------------------------------------------------------------
 
-def _ledger_filter(key: CounterKey, window: Window) -> list[sa.ColumnElement[bool]]:
-    c = usage_log.c
-    if key.scope == USER:
-        return [c.user_id == key.subject, c.sponsored_allowance_id.is_(None),
-                c.created_at >= window.start, c.created_at < window.end]
-    if key.scope == SPONSOR_USER:
-        allowance_id, user_id = key.subject.split(":", 1)
-        return [c.sponsored_allowance_id.is_not(None),
-                c.sponsored_allowance_id == uuid.UUID(allowance_id), c.user_id == user_id,
-                c.created_at >= window.start, c.created_at < window.end]
-    # The IS NOT NULL term lets the planner use the partial index on sponsored rows.
-    return [c.sponsored_allowance_id.is_not(None),
-            c.sponsored_allowance_id == uuid.UUID(key.subject)]
-
-
-def user_limit(session: Session, user_id: str, now: datetime,
-               settings: BudgetSettings) -> Limit:
-    window = window_for(now, settings.period, settings.timezone)
-    limit = settings.base_allowance_micro + group_allowance(session, user_id) * MICRO
-    return Limit(CounterKey(USER, user_id, window.key), limit, window,
-                 DailyTokenLimitExceededError)
-
-
-def sponsor_limits(allowance: SponsoredAllowance, user_id: str, now: datetime,
-                   settings: BudgetSettings) -> list[Limit]:
-    """The allowance's total limit and, if set, its per-user limit per window."""
-    total_window = Window(allowance.creation_date, datetime.max.replace(tzinfo=now.tzinfo))
-    limits = [Limit(CounterKey(SPONSOR_TOTAL, str(allowance.id), 0),
-                    allowance.total_credit_limit * MICRO, total_window,
-                    TotalTokenLimitExceededError)]
-    if allowance.daily_credit_limit is not None:
-        window = window_for(now, settings.period, settings.timezone)
-        limits.append(Limit(CounterKey(SPONSOR_USER, f"{allowance.id}:{user_id}", window.key),
-                            allowance.daily_credit_limit * MICRO, window,
-                            DailyTokenLimitExceededError))
-    return limits
-
-
-# Statements of the hot path are built once; executions only bind values.
-_KEY = sa.and_(counter.c.scope == sa.bindparam("k_scope"),
-               counter.c.subject == sa.bindparam("k_subject"),
-               counter.c.window_start == sa.bindparam("k_window"))
-_READ_COUNTER = sa.select(counter.c.spent_micro, counter.c.reserved_micro).where(_KEY)
-_RESERVE = sa.update(counter).where(_KEY).values(
-    reserved_micro=counter.c.reserved_micro + sa.bindparam("amount", type_=sa.BigInteger))
-_RESERVE_WITHIN_LIMIT = _RESERVE.where(
-    counter.c.spent_micro + counter.c.reserved_micro
-    + sa.bindparam("amount", type_=sa.BigInteger) <= sa.bindparam("cap", type_=sa.BigInteger))
-_APPLY_SPEND = sa.update(counter).where(_KEY).values(
-    spent_micro=counter.c.spent_micro + sa.bindparam("charged", type_=sa.BigInteger),
-    reserved_micro=counter.c.reserved_micro - sa.bindparam("released", type_=sa.BigInteger))
-
-
-def _key_params(key: CounterKey) -> dict[str, object]:
-    return {"k_scope": key.scope, "k_subject": key.subject, "k_window": key.window_start}
-
-
-def _ensure_counter(session: Session, key: CounterKey, window: Window) -> None:
-    """Create the counter from the ledger's sum if it does not exist (race-safe)."""
-    spent = (
-        sa.select(sa.literal(key.scope), sa.literal(key.subject),
-                  sa.literal(key.window_start, sa.BigInteger),
-                  sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0),
-                  sa.literal(0, sa.BigInteger))
-        .where(*_ledger_filter(key, window))
-    )
-    cols = ["scope", "subject", "window_start", "spent_micro", "reserved_micro"]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(counter).from_select(cols, spent).on_conflict_do_nothing()
-    session.execute(stmt)
-
-
-def _read_counter(session: Session, key: CounterKey) -> tuple[int, int] | None:
-    row = session.execute(_READ_COUNTER, _key_params(key)).first()
-    return None if row is None else (int(row[0]), int(row[1]))
-
-
-def _ledger_sum(session: Session, key: CounterKey, window: Window) -> int:
-    return int(session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0))
-        .where(*_ledger_filter(key, window))
-    ) or 0)
-
-
-def balance_of(session: Session, limit: Limit) -> Balance:
-    """Read a limit's state: one counter row, or the window's ledger rows if none yet."""
-    row = _read_counter(session, limit.key)
-    if row is None:
-        spent, reserved = _ledger_sum(session, limit.key, limit.window), 0
-    else:
-        spent, reserved = row
-    return Balance(limit.limit_micro, spent, reserved, limit.window)
-
-
-def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -> bool:
-    params = {**_key_params(limit.key), "amount": estimate}
-    if enforce and limit.limit_micro is not None and estimate > 0:
-        params["cap"] = limit.limit_micro
-        return _rowcount(session, _RESERVE_WITHIN_LIMIT, params) == 1
-    return _rowcount(session, _RESERVE, params) == 1
-
-
-def _reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -> None:
-    if _try_reserve(session, limit, estimate, enforce):
-        return
-    if _read_counter(session, limit.key) is None:
-        _ensure_counter(session, limit.key, limit.window)
-        if _try_reserve(session, limit, estimate, enforce):
-            return
-    state = balance_of(session, limit)
-    remaining = state.remaining_micro or 0
-    raise limit.error(
-        f"credit limit reached: {micro_to_credits(max(remaining, 0)).normalize():f} credits "
-        f"left of {micro_to_credits(limit.limit_micro or 0).normalize():f}, "
-        f"this request needs about {micro_to_credits(estimate).normalize():f}",
-        remaining=micro_to_credits(remaining), limit=micro_to_credits(limit.limit_micro or 0),
-        reset_at=limit.window.end if limit.key.scope != SPONSOR_TOTAL else None,
-    )
-
-
-def _apply_spend(session: Session, limit_key: CounterKey,
-                 window: Window | Callable[[], Window], charged: int, released: int) -> None:
-    """Add ``charged`` to spent and take ``released`` off reserved, creating if missing."""
-    updated = _rowcount(session, _APPLY_SPEND,
-                        {**_key_params(limit_key), "charged": charged, "released": released})
-    if updated == 0:
-        # The ledger row is already inserted in this transaction, so the sum includes it.
-        _ensure_counter(session, limit_key, window if isinstance(window, Window) else window())
-
-
-# -- admission ----------------------------------------------------------------------------
-
 def check_allowance_usable(allowance: SponsoredAllowance, model_id: str, now: datetime) -> None:
     if model_id not in covered_models(allowance):
         raise ModelNotCoveredError(
@@ -252,13 +83,6 @@ def check_allowance_usable(allowance: SponsoredAllowance, model_id: str, now: da
         raise AllowanceExpiredError(
             f"sponsored allowance {allowance.name!r} expired at "
             f"{allowance.expires_at.isoformat()}", remaining=micro_to_credits(0))
-
-
-def limits_for(session: Session, user_id: str, allowance: SponsoredAllowance | None,
-               now: datetime, settings: BudgetSettings) -> list[Limit]:
-    if allowance is None:
-        return [user_limit(session, user_id, now, settings)]
-    return sponsor_limits(allowance, user_id, now, settings)
 
 
 def require_price(session: Session, provider: str, model_id: str, now: datetime) -> Price:
@@ -302,7 +126,7 @@ def reserve(
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
     limits = [] if free else limits_for(session, user_id, allowance, now, settings)
     for limit in limits:
-        _reserve_one(session, limit, estimate_micro, enforce)
+        reserve_one(session, limit, estimate_micro, enforce)
     window_start = limits[-1].key.window_start if limits else 0
     rid = str(uuid.uuid4())
     session.execute(sa.insert(reservation_table).values(
@@ -401,7 +225,7 @@ def settle(session: Session, reservation_id: str, usage: Usage, *, status: str =
     charged = charged_micro if row_id is not None else 0
     if res.estimate_micro or charged:
         for key, window in _reservation_limit_keys(session, res, settings):
-            _apply_spend(session, key, window, charged, res.estimate_micro)
+            apply_spend(session, key, window, charged, res.estimate_micro)
     return row_id
 
 
@@ -413,7 +237,7 @@ def release(session: Session, reservation_id: str, settings: BudgetSettings | No
         return False
     if res.estimate_micro:
         for key, window in _reservation_limit_keys(session, res, settings):
-            _apply_spend(session, key, window, 0, res.estimate_micro)
+            apply_spend(session, key, window, 0, res.estimate_micro)
     return True
 
 
@@ -489,40 +313,8 @@ def record_usage(
     if row_id is not None and charged:
         settings = settings or budget_settings(session)
         for limit in limits_for(session, user_id, allowance, now, settings):
-            _apply_spend(session, limit.key, limit.window, charged, 0)
+            apply_spend(session, limit.key, limit.window, charged, 0)
     return row_id
-
-
-def user_balance(session: Session, user_id: str, now: datetime,
-                 allowance: SponsoredAllowance | None = None,
-                 settings: BudgetSettings | None = None) -> list[tuple[Limit, Balance]]:
-    """Each limit that applies to the user (and allowance) with its current state."""
-    settings = settings or budget_settings(session)
-    if allowance is None:
-        return [_own_balance(session, user_id, now, settings)]
-    limits = limits_for(session, user_id, allowance, now, settings)
-    return [(limit, balance_of(session, limit)) for limit in limits]
-
-
-_OWN_STATE = sa.select(
-    GROUP_ALLOWANCE.scalar_subquery(),
-    sa.select(counter.c.spent_micro).where(_KEY).scalar_subquery(),
-    sa.select(counter.c.reserved_micro).where(_KEY).scalar_subquery(),
-)
-"""The user's group allowances and window counter in one round trip."""
-
-
-def _own_balance(session: Session, user_id: str, now: datetime,
-                 settings: BudgetSettings) -> tuple[Limit, Balance]:
-    window = window_for(now, settings.period, settings.timezone)
-    key = CounterKey(USER, user_id, window.key)
-    groups_sum, spent, reserved = session.execute(
-        _OWN_STATE, {"user_id": user_id, **_key_params(key)}).one()
-    limit = Limit(key, settings.base_allowance_micro + int(groups_sum or 0) * MICRO, window,
-                  DailyTokenLimitExceededError)
-    if spent is None:  # no counter yet in this window: sum the window's ledger rows
-        return limit, Balance(limit.limit_micro, _ledger_sum(session, key, window), 0, window)
-    return limit, Balance(limit.limit_micro, int(spent), int(reserved), window)
 
 
 def get_usage_row(session: Session, row_id: int) -> TokenUsageLog:

@@ -128,19 +128,7 @@ def delete_price(session: Session, *, provider: str, model_id: str) -> None:
 
 _history = cast(sa.Table, PriceHistory.__table__)
 _catalogue = cast(sa.Table, ModelPricing.__table__)
-_price_at = (  # Core, not ORM: this runs before every request
-    sa.select(_history)
-    .select_from(_history.join(_catalogue, sa.and_(
-        _catalogue.c.provider == _history.c.provider, _catalogue.c.id == _history.c.model_id)))
-    .where(
-        _history.c.provider == sa.bindparam("provider"),
-        _history.c.model_id == sa.bindparam("model_id"),
-        _history.c.effective_from <= sa.bindparam("at", type_=_history.c.effective_from.type),
-    )
-    .order_by(_history.c.effective_from.desc())
-    .limit(1)
-)
-_price_at_any = (  # the same, even if the model was removed from the catalogue since
+_price_at_any = (  # Core, not ORM: this runs before every request
     sa.select(_history)
     .where(
         _history.c.provider == sa.bindparam("provider"),
@@ -150,6 +138,10 @@ _price_at_any = (  # the same, even if the model was removed from the catalogue 
     .order_by(_history.c.effective_from.desc())
     .limit(1)
 )
+"""The price in force, even if the model was removed from the catalogue since."""
+_price_at = _price_at_any.join_from(_history, _catalogue, sa.and_(
+    _catalogue.c.provider == _history.c.provider, _catalogue.c.id == _history.c.model_id))
+"""The price in force of a model still in the catalogue."""
 
 
 def price_at(session: Session, provider: str, model_id: str, at: datetime, *,
