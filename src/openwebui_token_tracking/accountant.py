@@ -7,6 +7,7 @@ Its methods are synchronous: async callers run them with ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,14 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from .accounting.money import micro_to_credits
 from .accounting.pricing import Price
 from .accounting.usage import Usage
-from .errors import DatabaseError, InvalidInputError
-from .storage import counters, ledger, sponsors
+from .errors import DatabaseError, InvalidInputError, TokenTrackingError
+from .storage import counters, ledger, refusals, sponsors
 from .storage.engine import get_engine, read_only_options, redact
 from .storage.ledger import Admitted
 from .storage.schema import SponsoredAllowance
 from .storage.settings_store import budget_settings
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -144,7 +146,21 @@ class Accountant:
                 session, user_id=user_id, provider=provider, model_id=model_id,
                 estimate=estimate, now=now, allowance=allowance, enforce=enforce,
                 chat_id=chat_id, message_id=message_id, task=task)
-        return self.run(work)
+        try:
+            return self.run(work)
+        except TokenTrackingError as exc:
+            reason = refusals.reason_of(exc)
+            if reason is not None:
+                self._count_refusal(now, reason, provider, model_id)
+            raise
+
+    def _count_refusal(self, now: datetime, reason: str, provider: str, model_id: str) -> None:
+        """Count a refusal for metrics; never let counting hide the refusal itself."""
+        try:
+            self.run(lambda s: refusals.record_refusal(
+                s, now=now, reason=reason, provider=provider, model_id=model_id))
+        except DatabaseError:
+            logger.exception("could not count a refused request")
 
     def settle(self, reservation_id: str, usage: Usage, status: str = "completed",
                price: Price | None = None) -> int | None:

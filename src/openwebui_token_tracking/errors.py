@@ -80,11 +80,15 @@ class TokenLimitExceededError(TokenTrackingError):
         remaining: Decimal | None = None,
         limit: Decimal | None = None,
         reset_at: datetime | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.remaining = remaining
         self.limit = limit
         self.reset_at = reset_at
+        self.reason = reason
+        """Which limit refused: ``user_limit``, ``sponsored_user_limit``,
+        ``sponsored_total_limit`` or ``allowance_expired``."""
 
 
 class DailyTokenLimitExceededError(TokenLimitExceededError):

@@ -15,6 +15,7 @@ from svc_helpers import ADMIN, ALICE, BOB, NOW, OWUI_ADMIN, bearer, jwt_for
 
 from openwebui_token_tracking.accountant import Accountant
 from openwebui_token_tracking.accounting.usage import Usage
+from openwebui_token_tracking.errors import DailyTokenLimitExceededError, UnknownModelError
 
 API_ROUTES = [
     ("GET", "/api/v1/me"), ("GET", "/api/v1/balance"), ("GET", "/api/v1/users/u-bob/balance"),
@@ -273,7 +274,23 @@ def test_metrics(client: TestClient) -> None:
     assert 'tt_requests_charged_total{provider="openrouter",model="meta/llama-3"} 1' in text
     assert 'tt_sponsored_allowance_remaining_credits{allowance="Course"} 80.000000' in text
     assert "tt_reservations_open 0" in text
-    assert "refused" in text and "tt_requests_refused_total{" not in text
+    assert "# TYPE tt_requests_refused_total counter" in text
+
+
+def test_metrics_count_refusals_by_reason(client: TestClient, seeded: Engine) -> None:
+    acct = Accountant(seeded)
+    for model in ("no-such-model", "no-such-model"):
+        with pytest.raises(UnknownModelError):
+            acct.admit(user_id="u-alice", provider="openai", model_id=model,
+                       estimate=Usage(input_tokens=10), now=NOW)
+    with pytest.raises(DailyTokenLimitExceededError):
+        acct.admit(user_id="u-alice", provider="openai", model_id="gpt-4o",
+                   estimate=Usage(input_tokens=10**9), now=NOW)
+    text = client.get("/metrics", headers=ADMIN).text
+    assert ('tt_requests_refused_total{reason="unpriced_model",provider="openai",'
+            'model="no-such-model"} 2') in text
+    assert ('tt_requests_refused_total{reason="user_limit",provider="openai",'
+            'model="gpt-4o"} 1') in text
 
 
 def test_metrics_count_open_reservations(client: TestClient, seeded: Engine) -> None:

@@ -254,3 +254,21 @@ def test_missing_setting_falls_back_to_default_with_one_warning(acct, caplog):
             assert acct.balance("u-alice").limits[0].limit == Decimal(1000)
     warnings = [r for r in caplog.records if "base_credit_allowance" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_refusals_are_counted_by_reason_and_roll_back_nothing_else(lab):
+    from openwebui_token_tracking.storage.refusals import refusal_totals
+    lab.record(user_id="u-alice", provider="openai", model_id="gpt", usage=out(10))
+    for _ in range(2):
+        with pytest.raises(DailyTokenLimitExceededError):
+            lab.admit(user_id="u-alice", provider="openai", model_id="gpt", estimate=out(1))
+    with pytest.raises(ModelNotCoveredError):
+        lab.admit(user_id="u-alice", provider="openai", model_id="mini", estimate=out(1),
+                  allowance_name="lab")
+    with pytest.raises(TotalTokenLimitExceededError):
+        lab.admit(user_id="u-bob", provider="openai", model_id="gpt", estimate=out(6),
+                  allowance_name="lab")
+    totals = {(t.reason, t.model_id): t.count for t in lab.run(refusal_totals)}
+    assert totals == {("user_limit", "gpt"): 2, ("model_not_covered", "mini"): 1,
+                      ("sponsored_total_limit", "gpt"): 1}
+    assert lab.balance("u-bob", allowance_name="lab").limits[0].reserved == 0

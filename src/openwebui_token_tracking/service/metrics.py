@@ -1,8 +1,7 @@
 """``/metrics`` in the Prometheus text format (version 0.0.4), read from the ledger.
 
-The ledger stores charged requests only: a request refused by a limit writes no row,
-so refusals cannot be counted here (``tt_requests_refused_total`` is not exported;
-the exposition says so in a comment). Everything else is exact sums of the ledger.
+Charges are exact sums of the ledger; refusals come from the refusal counts admission
+keeps (``storage.refusals``).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from ..accounting.money import MICRO, micro_to_credits
-from ..storage import reports, sponsors
+from ..storage import refusals, reports, sponsors
 from . import queries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -51,8 +50,14 @@ def render(session: Session, now: datetime) -> str:
         (f"tt_tokens_charged_total"
          f"{_labels(provider=r.detail or '', model=r.key, kind=kind)} "
          f"{getattr(r, kind + '_tokens')}" for r in rows for kind in TOKEN_KINDS))
-    out.append("# tt_requests_refused_total is not exported: the ledger records charged "
-               "requests only, a refused request writes nothing.")
+    out += _family(
+        "tt_requests_refused_total", "counter",
+        "Requests refused before reaching a provider, by reason (user_limit, "
+        "sponsored_user_limit, sponsored_total_limit, allowance_expired, unpriced_model, "
+        "model_not_covered), provider and model.",
+        (f"tt_requests_refused_total"
+         f"{_labels(reason=r.reason, provider=r.provider, model=r.model_id)} {r.count}"
+         for r in refusals.refusal_totals(session)))
     count, held, expired = queries.open_reservations(session, now)
     out += _family("tt_reservations_open", "gauge", "Reservations of requests in flight.",
                    [f"tt_reservations_open {count}"])

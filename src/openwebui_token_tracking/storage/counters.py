@@ -32,6 +32,8 @@ from .schema import BudgetCounter, SponsoredAllowance, TokenUsageLog
 from .settings_store import BudgetSettings, budget_settings
 
 USER, SPONSOR_USER, SPONSOR_TOTAL = "user", "sponsor_user", "sponsor_total"
+REFUSAL_REASONS = {USER: "user_limit", SPONSOR_USER: "sponsored_user_limit",
+                   SPONSOR_TOTAL: "sponsored_total_limit"}
 
 counter = cast(sa.Table, BudgetCounter.__table__)
 usage_log = cast(sa.Table, TokenUsageLog.__table__)
@@ -194,6 +196,7 @@ def reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) ->
         f"this request needs about {micro_to_credits(estimate).normalize():f}",
         remaining=micro_to_credits(remaining), limit=micro_to_credits(limit.limit_micro or 0),
         reset_at=limit.window.end if limit.key.scope != SPONSOR_TOTAL else None,
+        reason=REFUSAL_REASONS[limit.key.scope],
     )
 
 

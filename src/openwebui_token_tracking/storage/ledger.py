@@ -82,7 +82,8 @@ def check_allowance_usable(allowance: SponsoredAllowance, model_id: str, now: da
     if allowance.expires_at is not None and now >= allowance.expires_at:
         raise AllowanceExpiredError(
             f"sponsored allowance {allowance.name!r} expired at "
-            f"{allowance.expires_at.isoformat()}", remaining=micro_to_credits(0))
+            f"{allowance.expires_at.isoformat()}", remaining=micro_to_credits(0),
+            reason="allowance_expired")
 
 
 def require_price(session: Session, provider: str, model_id: str, now: datetime) -> Price:

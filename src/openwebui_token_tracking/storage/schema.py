@@ -252,3 +252,20 @@ class Reservation(Base):
     chat_id: Mapped[str | None] = mapped_column(sa.String(255))
     message_id: Mapped[str | None] = mapped_column(sa.String(255))
     task: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class RefusalCount(Base):
+    """Requests refused before they reached a provider, per UTC day, reason and model.
+
+    Written by admission in its own short transaction (the refused one rolls back), so
+    ``/metrics`` can report refusals by reason.
+    """
+
+    __tablename__ = "token_tracking_refusal_count"
+
+    day: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    """UTC midnight of the day, as Unix seconds."""
+    reason: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    model_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")

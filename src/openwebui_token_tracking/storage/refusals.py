@@ -1,0 +1,64 @@
+"""Counting refused requests (limits, unpriced models, uncovered models) for metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..errors import (
+    ModelNotCoveredError,
+    TokenLimitExceededError,
+    TokenTrackingError,
+    UnknownModelError,
+)
+from .schema import RefusalCount
+
+refusals = cast(sa.Table, RefusalCount.__table__)
+
+
+def reason_of(exc: TokenTrackingError) -> str | None:
+    """The refusal reason of an admission error, None if it is not a refusal."""
+    if isinstance(exc, TokenLimitExceededError):
+        return exc.reason or "limit"
+    if isinstance(exc, UnknownModelError):
+        return "unpriced_model"
+    if isinstance(exc, ModelNotCoveredError):
+        return "model_not_covered"
+    return None
+
+
+def record_refusal(session: Session, *, now: datetime, reason: str, provider: str,
+                   model_id: str) -> None:
+    """Add one refusal to today's (UTC) count."""
+    utc = now.astimezone(UTC)
+    day = datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    stmt = insert(refusals).values(day=int(day.timestamp()), reason=reason,
+                                   provider=provider, model_id=model_id, count=1)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["day", "reason", "provider", "model_id"],
+        set_={"count": refusals.c.count + 1}))
+
+
+@dataclass(frozen=True)
+class RefusalTotal:
+    reason: str
+    provider: str
+    model_id: str
+    count: int
+
+
+def refusal_totals(session: Session) -> list[RefusalTotal]:
+    """All refusals ever counted, by reason, provider and model."""
+    rows = session.execute(
+        sa.select(refusals.c.reason, refusals.c.provider, refusals.c.model_id,
+                  sa.func.sum(refusals.c.count))
+        .group_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id)
+        .order_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id))
+    return [RefusalTotal(r, p, m, int(c)) for r, p, m, c in rows]
