@@ -201,3 +201,13 @@ def test_a_value_the_database_refuses_is_an_input_error(url):
         assert "refused a value" in str(exc)
     else:
         assert credit_groups.get_credit_group("nul\x00name", database_url=url)["max_credit"] == 5
+
+
+def test_a_failing_call_writes_nothing(url):
+    new = GPT.model_copy(update={"id": "gpt-5", "name": "GPT-5"})
+    with pytest.raises(AlreadyExistsError):
+        model_pricing.add_model_pricing(url, [new, FREE])  # the second is a duplicate
+    assert model_pricing.get_model_pricing(url, model_id="gpt-5") == []
+    with pytest.raises(InvalidInputError):
+        sponsored.create_sponsored_allowance(url, "dean", "lab", [], 10, 4)  # no models
+    assert sponsored.get_sponsored_allowances(url) == []

@@ -146,6 +146,7 @@ class Accountant:
                 session, user_id=user_id, provider=provider, model_id=model_id,
                 estimate=estimate, now=now, allowance=allowance, enforce=enforce,
                 chat_id=chat_id, message_id=message_id, task=task)
+        self.run(lambda s: ledger.maybe_sweep(s, now))
         try:
             return self.run(work)
         except TokenTrackingError as exc:

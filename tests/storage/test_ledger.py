@@ -226,7 +226,7 @@ def test_sponsored_allowance_expires(lab):
 
 def test_expired_reservation_is_settled_at_its_estimate(acct):
     adm = acct.admit(user_id="u-alice", provider="openai", model_id="gpt", estimate=out(4))
-    later = NOW + timedelta(hours=1)  # past the 900 s default time-to-live
+    later = NOW + timedelta(hours=2)  # past the one-hour default time-to-live
     acct.admit(user_id="u-bob", provider="openai", model_id="gpt", estimate=out(1), now=later)
     [row] = rows(acct)
     assert (row.status, row.charged_micro, row.user_id) == ("estimated", 4_000_000, "u-alice")

@@ -119,7 +119,6 @@ def reserve(
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
     settings = settings or budget_settings(session)
-    _maybe_sweep(session, now)
     price = require_price(session, provider, model_id, now)
     if allowance is not None:
         check_allowance_usable(allowance, model_id, now)
@@ -246,8 +245,12 @@ SWEEP_EVERY = timedelta(seconds=10)
 _last_sweep: dict[str, datetime] = {}
 
 
-def _maybe_sweep(session: Session, now: datetime) -> None:
-    """Settle expired reservations at most every ``SWEEP_EVERY`` per database and process."""
+def maybe_sweep(session: Session, now: datetime) -> None:
+    """Settle expired reservations at most every ``SWEEP_EVERY`` per database and process.
+
+    Run it in its own transaction, not inside an admission: settling other users'
+    reservations there would lock their counters too.
+    """
     key = str(session.get_bind().engine.url)
     last = _last_sweep.get(key)
     if last is not None and last <= now < last + SWEEP_EVERY:

@@ -40,7 +40,7 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("credits_per_usd", "1000", "Credits that one US dollar buys (price import)."),
         SettingSpec(
             "reservation_ttl_seconds",
-            "900",
+            "3600",
             "After this many seconds an unsettled reservation is charged at its estimate.",
         ),
     ]
