@@ -228,7 +228,36 @@ def user_balance(session: Session, user_id: str, now: datetime,
     if allowance is None:
         return [_own_balance(session, user_id, now, settings)]
     limits = limits_for(session, user_id, allowance, now, settings)
-    return [(limit, balance_of(session, limit)) for limit in limits]
+    return list(zip(limits, balances_of(session, limits), strict=True))
+
+
+def _key_where(n: int) -> sa.ColumnElement[bool]:
+    return sa.and_(counter.c.scope == sa.bindparam(f"k{n}_scope"),
+                   counter.c.subject == sa.bindparam(f"k{n}_subject"),
+                   counter.c.window_start == sa.bindparam(f"k{n}_window"))
+
+
+_PAIR_STATE = sa.select(*[
+    sa.select(col).where(_key_where(n)).scalar_subquery()
+    for n in (1, 2) for col in (counter.c.spent_micro, counter.c.reserved_micro)
+])
+"""Two counters (a sponsored total and its per-user limit) in one round trip."""
+
+
+def balances_of(session: Session, limits: list[Limit]) -> list[Balance]:
+    """The state of one or two limits, their counters read in one round trip."""
+    if len(limits) != 2:
+        return [balance_of(session, lim) for lim in limits]
+    params = {f"k{n}_{part}": value for n, lim in enumerate(limits, 1) for part, value in
+              (("scope", lim.key.scope), ("subject", lim.key.subject),
+               ("window", lim.key.window_start))}
+    values = session.execute(_PAIR_STATE, params).one()
+    out = []
+    for lim, spent, reserved in zip(limits, values[0::2], values[1::2], strict=True):
+        if spent is None:  # no counter yet in this window: sum the window's ledger rows
+            spent, reserved = ledger_sum(session, lim.key, lim.window), 0
+        out.append(Balance(lim.limit_micro, int(spent), int(reserved), lim.window))
+    return out
 
 
 _OWN_STATE = sa.select(
