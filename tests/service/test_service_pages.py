@@ -54,6 +54,22 @@ def test_form_with_csrf_creates_group(client: TestClient) -> None:
     assert "Lab" in [g["name"] for g in client.get("/api/v1/groups", headers=ADMIN).json()]
 
 
+def test_form_updates_an_allowance_and_refuses_bad_values(client: TestClient) -> None:
+    csrf = logged_in(client, ADMIN_TOKEN)
+    r = client.post("/admin/manage/allowances/update", follow_redirects=False,
+                    data={"csrf_token": csrf, "name": "Course", "total_credit_limit": "250",
+                          "clear_daily_limit": "1", "expires": "2027-01-31"})
+    assert r.status_code == 303 and "updated" in r.headers["location"]
+    got = client.get("/api/v1/allowances/Course", headers=ADMIN).json()
+    assert (got["total_credit_limit"], got["daily_credit_limit"]) == (250, None)
+    assert got["expires_at"].startswith("2027-01-31")
+    r = client.post("/admin/manage/allowances/update",
+                    data={"csrf_token": csrf, "name": "Course", "total_credit_limit": "-3"})
+    assert r.status_code == 422 and "total credit limit" in r.text
+    assert client.get("/api/v1/allowances/Course", headers=ADMIN).json()[
+        "total_credit_limit"] == 250
+
+
 @pytest.mark.parametrize(("csrf", "headers"), [
     (None, {}), ("0" * 40, {}), ("ok", {"Origin": "http://evil.example"}),
 ])

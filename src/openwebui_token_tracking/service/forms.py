@@ -159,6 +159,33 @@ def create_allowance(request: Request, st: State, caller: AdminWrite, name: Fiel
     return act(st, request, caller, work, "allowances")
 
 
+@router.post("/allowances/update")
+def update_allowance(request: Request, st: State, caller: AdminWrite, name: Field,
+                     models: Annotated[str, Form(max_length=4000)] = "",
+                     total_credit_limit: OptField = "", daily_credit_limit: OptField = "",
+                     clear_daily_limit: OptField = "", expires: OptField = "",
+                     clear_expiry: OptField = "") -> Response:
+    """Change the given fields of an allowance; empty fields stay as they are."""
+    def work(s: Session) -> str:
+        allowance = sponsors.get_allowance(s, name=name)
+        changes: dict[str, object] = {}
+        if clear_daily_limit:
+            changes["daily_credit_limit"] = None
+        elif daily_credit_limit.strip():
+            changes["daily_credit_limit"] = whole(daily_credit_limit, "daily credit limit")
+        if clear_expiry:
+            changes["expires_at"] = None
+        elif expires.strip():
+            changes["expires_at"] = _expiry(expires, s)
+        listed = [m.strip() for m in models.replace("\n", ",").split(",") if m.strip()]
+        sponsors.update_allowance(
+            s, allowance, models=listed or None,
+            total_credit_limit=whole(total_credit_limit, "total credit limit", optional=True),
+            **changes)  # type: ignore[arg-type]
+        return f"sponsored allowance {allowance.name!r} updated"
+    return act(st, request, caller, work, "allowances")
+
+
 @router.post("/allowances/delete")
 def delete_allowance(request: Request, st: State, caller: AdminWrite, name: Field) -> Response:
     def work(s: Session) -> str:
