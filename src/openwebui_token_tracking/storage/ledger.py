@@ -3,7 +3,7 @@
 Every function takes a ``Session`` inside a transaction the caller owns
 (``with session.begin():``) and takes ``now`` as an aware UTC instant.
 
-Admission is one conditional write per limit::
+Admission is one conditional write per limit (``counters.reserve_one``)::
 
     UPDATE token_tracking_budget_counter
        SET reserved_micro = reserved_micro + :estimate
