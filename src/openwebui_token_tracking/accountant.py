@@ -111,6 +111,7 @@ class Accountant:
                        else get_engine(engine_or_url))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_only = read_only_options(self.engine)
+        self._last_sweep: datetime | None = None
         self.clock = clock
 
     def run(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
@@ -146,7 +147,7 @@ class Accountant:
                 session, user_id=user_id, provider=provider, model_id=model_id,
                 estimate=estimate, now=now, allowance=allowance, enforce=enforce,
                 chat_id=chat_id, message_id=message_id, task=task)
-        self.run(lambda s: ledger.maybe_sweep(s, now))
+        self._maybe_sweep(now)
         try:
             return self.run(work)
         except TokenTrackingError as exc:
@@ -154,6 +155,16 @@ class Accountant:
             if reason is not None:
                 self._count_refusal(now, reason, provider, model_id)
             raise
+
+    def _maybe_sweep(self, now: datetime) -> None:
+        """Settle reservations of dead processes at most every ``SWEEP_EVERY``, in a
+        transaction of its own (settling other users' reservations inside an admission
+        would lock their counters too); in between, no transaction is opened at all."""
+        last = self._last_sweep
+        if last is not None and last <= now < last + ledger.SWEEP_EVERY:
+            return
+        self._last_sweep = now
+        self.run(lambda s: ledger.settle_expired(s, now))
 
     def _count_refusal(self, now: datetime, reason: str, provider: str, model_id: str) -> None:
         """Count a refusal for metrics; never let counting hide the refusal itself."""

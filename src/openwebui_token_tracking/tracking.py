@@ -21,6 +21,7 @@ from typing import Any
 
 from .accountant import Accountant, transaction
 from .accounting.money import MICRO, micro_to_credits
+from .accounting.pricing import is_free
 from .accounting.usage import Usage
 from .errors import (
     DailyTokenLimitExceededError,
@@ -68,12 +69,7 @@ class TokenTracker:
         models = self.get_models(id=model_id)
         if not models:
             raise UnknownModelError(f"model {model_id!r} has no price")
-        paid = {m.price_input().to_price() for m in models}
-        return any(
-            p.input.cost_credits or p.output.cost_credits
-            or p.cached_input_rate.cost_credits or p.cache_write_rate.cost_credits
-            for p in paid
-        )
+        return not all(is_free(m.price_input().to_price()) for m in models)
 
     def max_credits(self, user: dict[str, Any], sponsored_allowance_name: str | None = None,
                     sponsored_allowance_id: uuid.UUID | str | None = None) -> Decimal | None:

@@ -5,11 +5,11 @@ aware UTC instants and get exact results (integer micro-credits, ``Decimal`` cre
 """
 
 from .budget import (
+    TOTAL,
     Admission,
     Period,
     Window,
     admission_decision,
-    sponsored_total_window,
     window_for,
 )
 from .money import MICRO, credits_to_micro, micro_to_credits
@@ -18,6 +18,7 @@ from .usage import Usage
 
 __all__ = [
     "MICRO",
+    "TOTAL",
     "Admission",
     "Charge",
     "Period",
@@ -29,6 +30,5 @@ __all__ = [
     "credits_to_micro",
     "is_free",
     "micro_to_credits",
-    "sponsored_total_window",
     "window_for",
 ]

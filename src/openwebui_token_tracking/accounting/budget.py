@@ -30,9 +30,6 @@ class Window:
         """Start as integer Unix seconds: stable, exact and cheap to index."""
         return int(self.start.timestamp())
 
-    def contains(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
-
 
 def _require_aware(now: datetime) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
@@ -68,10 +65,8 @@ def window_for(now: datetime, period: Period | str, tz: tzinfo) -> Window:
     return Window(_local_midnight(first, tz), _local_midnight(nxt, tz))
 
 
-def sponsored_total_window(created_at: datetime) -> Window:
-    """A sponsored allowance's total limit applies from its creation on, forever."""
-    _require_aware(created_at)
-    return Window(datetime.fromtimestamp(0, UTC), datetime.max.replace(tzinfo=UTC))
+TOTAL = Window(datetime.fromtimestamp(0, UTC), datetime.max.replace(tzinfo=UTC))
+"""The window of a sponsored allowance's total limit: all of its usage, ever."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,10 +62,6 @@ class Charge:
 
     micro_credits: int
 
-    @property
-    def exact(self) -> bool:  # pragma: no cover - documentation aid
-        return True
-
 
 def exact_cost(usage: Usage, price: Price) -> Fraction:
     """Unrounded cost in micro-credits."""

@@ -42,11 +42,7 @@ class PriceRecord(BaseModel):
 
     @model_validator(mode="after")
     def _pairs(self) -> PriceRecord:
-        for kind in ("cached_input", "cache_write"):
-            if (getattr(self, f"{kind}_cost_credits") is None) != \
-                    (getattr(self, f"per_{kind}_tokens") is None):
-                raise ValueError(f"give both {kind}_cost_credits and per_{kind}_tokens, "
-                                 "or neither")
+        self.price_input()  # the storage rules: a cache rate needs both of its fields
         return self
 
     @property

@@ -153,12 +153,7 @@ class Gemini:
         return HTTPCall(url, headers, self.payload(body), params)
 
     def parse_completion(self, data: Mapping[str, Any]) -> Completion:
-        deltas = _deltas(data)
-        return Completion(
-            text="".join(d.text for d in deltas if not d.reasoning),
-            usage=usage_from_gemini(data.get("usageMetadata")),
-            reasoning="".join(d.text for d in deltas if d.reasoning),
-        )
+        return Completion.of(_deltas(data), usage_from_gemini(data.get("usageMetadata")))
 
     def stream_parser(self) -> GeminiStreamParser:
         return GeminiStreamParser()

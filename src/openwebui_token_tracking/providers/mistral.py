@@ -14,8 +14,8 @@ from typing import Any
 
 from ..accounting.usage import Usage
 from .content import MB
-from .openai_chat import OpenAIChat, OpenAIStreamParser, openai_messages
-from .protocol import Completion, Delta, token_count
+from .openai_chat import OpenAIChat, openai_messages
+from .protocol import Delta, token_count
 
 PASSTHROUGH = frozenset({
     "temperature", "top_p", "max_tokens", "stop", "random_seed", "n", "tools",
@@ -61,6 +61,8 @@ class Mistral(OpenAIChat):
     name = "mistral"
     default_base_url = "https://api.mistral.ai/v1"
     max_image_bytes = 10 * MB
+    read_usage = staticmethod(usage_from_mistral)
+    read_delta = staticmethod(mistral_delta)
 
     def payload(self, model_id: str, body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {k: v for k, v in body.items() if k in PASSTHROUGH}
@@ -72,19 +74,5 @@ class Mistral(OpenAIChat):
         payload["messages"] = openai_messages(body, self.name, self.max_image_bytes)
         payload["stream"] = stream
         return payload
-
-    def parse_completion(self, data: Mapping[str, Any]) -> Completion:
-        choices = data.get("choices") or []
-        first = choices[0] if choices and isinstance(choices[0], Mapping) else {}
-        deltas = mistral_delta(first, "message")
-        return Completion(
-            text="".join(d.text for d in deltas if not d.reasoning),
-            usage=usage_from_mistral(data.get("usage")),
-            reasoning="".join(d.text for d in deltas if d.reasoning),
-        )
-
-    def stream_parser(self) -> OpenAIStreamParser:
-        return OpenAIStreamParser(self.name, usage_from_mistral, mistral_delta)
-
 
 PROTOCOL = Mistral()

@@ -130,6 +130,8 @@ class OpenAIChat:
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
     max_image_bytes = 20 * MB
+    read_usage = staticmethod(usage_from_openai)
+    read_delta = staticmethod(_delta_text)
 
     def headers(self, conn: Connection) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -157,15 +159,11 @@ class OpenAIChat:
     def parse_completion(self, data: Mapping[str, Any]) -> Completion:
         choices = data.get("choices") or []
         first = choices[0] if choices and isinstance(choices[0], Mapping) else {}
-        deltas = _delta_text(first, "message")
-        return Completion(
-            text="".join(d.text for d in deltas if not d.reasoning),
-            usage=usage_from_openai(data.get("usage")),
-            reasoning="".join(d.text for d in deltas if d.reasoning),
-        )
+        return Completion.of(self.read_delta(first, "message"),
+                             self.read_usage(data.get("usage")))
 
     def stream_parser(self) -> OpenAIStreamParser:
-        return OpenAIStreamParser(self.name)
+        return OpenAIStreamParser(self.name, self.read_usage, self.read_delta)
 
 
 PROTOCOL = OpenAIChat()

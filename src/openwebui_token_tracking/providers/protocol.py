@@ -8,7 +8,7 @@ An adapter is pure translation: Open WebUI's OpenAI-style request body in, an
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +58,12 @@ class Completion:
     text: str
     usage: Usage | None
     reasoning: str = ""
+
+    @classmethod
+    def of(cls, deltas: Sequence[Delta], usage: Usage | None) -> Completion:
+        """The answer's text and reasoning joined from its deltas."""
+        return cls(text="".join(d.text for d in deltas if not d.reasoning), usage=usage,
+                   reasoning="".join(d.text for d in deltas if d.reasoning))
 
 
 class StreamParser(Protocol):

@@ -17,7 +17,6 @@ from ..accounting.money import micro_to_credits
 from ..errors import InvalidInputError, NotFoundError
 from ..storage import groups, prices, reports, settings_store, sponsors, users
 from ..storage.schema import CreditGroup, ModelPricing, SponsoredAllowance
-from . import queries
 from .api_models import (
     AllowanceIn,
     AllowanceOut,
@@ -148,7 +147,7 @@ def _group_out(s: Session, g: CreditGroup) -> GroupOut:
 
 @router.get("/groups", response_model=list[GroupOut], tags=["groups"])
 def list_groups(st: State, _: Admin) -> list[GroupOut]:
-    return st.run(lambda s: [_group_out(s, g) for g in queries.all_groups(s)])
+    return st.run(lambda s: [_group_out(s, g) for g in groups.list_groups(s)])
 
 
 @router.post("/groups", response_model=GroupOut, status_code=201, tags=["groups"])
@@ -208,7 +207,7 @@ def _allowance_out(a: SponsoredAllowance, spent: dict[str, int]) -> AllowanceOut
 def list_allowances(st: State, _: Caller) -> list[AllowanceOut]:
     """Every sponsored allowance (any signed-in user may see what they can use)."""
     def work(s: Session) -> list[AllowanceOut]:
-        spent = queries.allowance_spent(s)
+        spent = reports.spent_by_allowance(s)
         return [_allowance_out(a, spent) for a in sponsors.list_allowances(s)]
     return st.run(work)
 
@@ -226,7 +225,7 @@ def create_allowance(body: AllowanceIn, st: State, _: AdminWrite) -> AllowanceOu
 @router.get("/allowances/{name}", response_model=AllowanceOut, tags=["allowances"])
 def get_allowance(name: str, st: State, _: Caller) -> AllowanceOut:
     return st.run(lambda s: _allowance_out(sponsors.get_allowance(s, name=name),
-                                           queries.allowance_spent(s)))
+                                           reports.spent_by_allowance(s)))
 
 
 @router.patch("/allowances/{name}", response_model=AllowanceOut, tags=["allowances"])
@@ -243,7 +242,7 @@ def update_allowance(name: str, body: AllowancePatch, st: State,
             s, sponsors.get_allowance(s, name=name), new_name=body.new_name,
             sponsor_id=body.sponsor_id, models=body.models,
             total_credit_limit=body.total_credit_limit, **changes)  # type: ignore[arg-type]
-        return _allowance_out(a, queries.allowance_spent(s))
+        return _allowance_out(a, reports.spent_by_allowance(s))
     return st.run(work)
 
 

@@ -74,10 +74,7 @@ class SummaryRowOut(BaseModel):
 
     @classmethod
     def of(cls, row: SummaryRow) -> SummaryRowOut:
-        return cls(key=row.key, detail=row.detail, requests=row.requests,
-                   input_tokens=row.input_tokens, cached_input_tokens=row.cached_input_tokens,
-                   cache_write_tokens=row.cache_write_tokens, output_tokens=row.output_tokens,
-                   reasoning_tokens=row.reasoning_tokens, credits=row.credits)
+        return cls.model_validate(row, from_attributes=True)  # credits: a property
 
 
 class SummaryOut(BaseModel):
@@ -109,8 +106,7 @@ class LedgerRowOut(BaseModel):
 
     @classmethod
     def of(cls, row: LedgerRow) -> LedgerRowOut:
-        fields = {k: getattr(row, k) for k in cls.model_fields if k != "credits"}
-        return cls(**fields, credits=row.credits)
+        return cls.model_validate(row, from_attributes=True)  # credits: a property
 
 
 class LedgerPage(BaseModel):

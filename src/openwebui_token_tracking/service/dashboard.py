@@ -112,10 +112,10 @@ class Burn:
 def burndowns(session: Session, rng: Range, now: datetime) -> tuple[list[Burn], Table]:
     """Each allowance's remaining credits per day of the range, its rate and days left."""
     days = queries.days_between(rng.since, rng.until, rng.tz)
-    before = queries.allowance_spent(session, rng.since)
-    lifetime = queries.allowance_spent(session)
-    recent = queries.allowance_spent(session, now)
-    earlier = queries.allowance_spent(session, now - timedelta(days=RATE_DAYS))
+    before = reports.spent_by_allowance(session, rng.since)
+    lifetime = reports.spent_by_allowance(session)
+    recent = reports.spent_by_allowance(session, now)
+    earlier = reports.spent_by_allowance(session, now - timedelta(days=RATE_DAYS))
     hours = queries.hourly_spend(session, rng.since, rng.until)
     table = Table("allowances", "Sponsored allowances",
                   ["Allowance", "Models", "Total", "Spent", "Remaining", "Credits/day",

@@ -18,9 +18,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInputError, TokenTrackingError
-from ..storage import groups, prices, settings_store, sponsors
+from ..storage import groups, prices, reports, settings_store, sponsors
 from ..storage.settings_store import budget_settings
-from . import queries
 from .deps import Admin, AdminWrite, ServiceState, State, status_of
 from .pages import render
 
@@ -41,8 +40,8 @@ def whole(value: str, name: str, *, optional: bool = False) -> int | None:
 
 
 def _manage_context(s: Session) -> dict[str, object]:
-    all_groups = queries.all_groups(s)
-    spent = queries.allowance_spent(s)
+    all_groups = groups.list_groups(s)
+    spent = reports.spent_by_allowance(s)
     return {
         "groups": [(g, groups.member_ids(s, g)) for g in all_groups],
         "allowances": [(a, sponsors.covered_models(a), spent.get(str(a.id), 0))

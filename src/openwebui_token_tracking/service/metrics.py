@@ -67,7 +67,7 @@ def render(session: Session, now: datetime) -> str:
     out += _family("tt_reservations_expired", "gauge",
                    "Open reservations past their expiry (charged at estimate on next use).",
                    [f"tt_reservations_expired {expired}"])
-    spent = queries.allowance_spent(session)
+    spent = reports.spent_by_allowance(session)
     allowances = sponsors.list_allowances(session)
     out += _family(
         "tt_sponsored_allowance_remaining_credits", "gauge",

@@ -19,10 +19,11 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..storage import reports
-from ..storage.counters import user_limit
+from ..accounting.budget import window_for
+from ..accounting.money import MICRO
+from ..storage import groups
 from ..storage.openwebui_tables import user_table
-from ..storage.schema import CreditGroup, Reservation, TokenUsageLog
+from ..storage.schema import Reservation, TokenUsageLog
 from ..storage.settings_store import BudgetSettings
 
 log = TokenUsageLog.__table__.c
@@ -115,16 +116,17 @@ class NearLimit:
 def users_near_limit(session: Session, now: datetime, settings: BudgetSettings,
                      threshold: float = 0.8) -> list[NearLimit]:
     """Users whose own allowance this window is at least ``threshold`` spent."""
-    probe = user_limit(session, "", now, settings).window
+    window = window_for(now, settings.period, settings.timezone)
     q = (sa.select(log.user_id, sa.func.sum(log.charged_micro))
-         .where(log.sponsored_allowance_id.is_(None), log.created_at >= probe.start,
-                log.created_at < probe.end)
+         .where(log.sponsored_allowance_id.is_(None), log.created_at >= window.start,
+                log.created_at < window.end)
          .group_by(log.user_id))
     spent = {u: int(s or 0) for u, s in session.execute(q)}
     names = user_names(session, list(spent))
+    extra = groups.allowances_by_user(session)
     out = []
     for uid, micro in spent.items():
-        limit = user_limit(session, uid, now, settings).limit_micro or 0
+        limit = settings.base_allowance_micro + extra.get(uid, 0) * MICRO
         if micro >= limit * threshold:
             out.append(NearLimit(uid, names.get(uid, uid), micro, limit))
     return sorted(out, key=lambda n: (-n.share, n.user_id))
@@ -141,15 +143,3 @@ def open_reservations(session: Session, now: datetime) -> tuple[int, int, int]:
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(3000, 1, 1, tzinfo=UTC)
-
-
-def allowance_spent(session: Session, until: datetime = FAR_FUTURE) -> dict[str, int]:
-    """Micro-credits charged to each existing sponsored allowance (by id) before ``until``."""
-    if until <= EPOCH:
-        return {}
-    rows = reports.usage_summary(session, since=EPOCH, until=until, by="allowance")
-    return {r.detail: r.charged_micro for r in rows if r.detail and r.detail != "deleted allowance"}
-
-
-def all_groups(session: Session) -> list[CreditGroup]:
-    return list(session.scalars(sa.select(CreditGroup).order_by(CreditGroup.name)))

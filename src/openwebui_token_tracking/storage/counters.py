@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..accounting.budget import Window, window_for
+from ..accounting.budget import TOTAL, Window, window_for
 from ..accounting.money import MICRO, micro_to_credits
 from ..errors import (
     DailyTokenLimitExceededError,
@@ -104,9 +104,8 @@ def user_limit(session: Session, user_id: str, now: datetime,
 def sponsor_limits(allowance: SponsoredAllowance, user_id: str, now: datetime,
                    settings: BudgetSettings) -> list[Limit]:
     """The allowance's total limit and, if set, its per-user limit per window."""
-    total_window = Window(allowance.creation_date, datetime.max.replace(tzinfo=now.tzinfo))
     limits = [Limit(CounterKey(SPONSOR_TOTAL, str(allowance.id), 0),
-                    allowance.total_credit_limit * MICRO, total_window,
+                    allowance.total_credit_limit * MICRO, TOTAL,
                     TotalTokenLimitExceededError)]
     if allowance.daily_credit_limit is not None:
         window = window_for(now, settings.period, settings.timezone)
@@ -163,14 +162,20 @@ def ledger_sum(session: Session, key: CounterKey, window: Window) -> int:
     ) or 0)
 
 
+def _balance(session: Session, limit: Limit, spent: int | None, reserved: int | None
+             ) -> Balance:
+    """A limit's state from its counter's values, or, when it has no counter yet in this
+    window (``spent`` None), from the window's ledger rows."""
+    if spent is None:
+        return Balance(limit.limit_micro, ledger_sum(session, limit.key, limit.window), 0,
+                       limit.window)
+    return Balance(limit.limit_micro, int(spent), int(reserved or 0), limit.window)
+
+
 def balance_of(session: Session, limit: Limit) -> Balance:
     """Read a limit's state: one counter row, or the window's ledger rows if none yet."""
-    row = read_counter(session, limit.key)
-    if row is None:
-        spent, reserved = ledger_sum(session, limit.key, limit.window), 0
-    else:
-        spent, reserved = row
-    return Balance(limit.limit_micro, spent, reserved, limit.window)
+    spent, reserved = read_counter(session, limit.key) or (None, None)
+    return _balance(session, limit, spent, reserved)
 
 
 def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -> bool:
@@ -252,12 +257,8 @@ def balances_of(session: Session, limits: list[Limit]) -> list[Balance]:
               (("scope", lim.key.scope), ("subject", lim.key.subject),
                ("window", lim.key.window_start))}
     values = session.execute(_PAIR_STATE, params).one()
-    out = []
-    for lim, spent, reserved in zip(limits, values[0::2], values[1::2], strict=True):
-        if spent is None:  # no counter yet in this window: sum the window's ledger rows
-            spent, reserved = ledger_sum(session, lim.key, lim.window), 0
-        out.append(Balance(lim.limit_micro, int(spent), int(reserved), lim.window))
-    return out
+    return [_balance(session, lim, spent, reserved)
+            for lim, spent, reserved in zip(limits, values[0::2], values[1::2], strict=True)]
 
 
 _OWN_STATE = sa.select(
@@ -276,6 +277,4 @@ def _own_balance(session: Session, user_id: str, now: datetime,
         _OWN_STATE, {"user_id": user_id, **_key_params(key)}).one()
     limit = Limit(key, settings.base_allowance_micro + int(groups_sum or 0) * MICRO, window,
                   DailyTokenLimitExceededError)
-    if spent is None:  # no counter yet in this window: sum the window's ledger rows
-        return limit, Balance(limit.limit_micro, ledger_sum(session, key, window), 0, window)
-    return limit, Balance(limit.limit_micro, int(spent), int(reserved), window)
+    return limit, _balance(session, limit, spent, reserved)

@@ -143,3 +143,12 @@ def group_allowance(session: Session, user_id: str) -> int:
 
 def list_groups(session: Session) -> list[CreditGroup]:
     return list(session.scalars(sa.select(CreditGroup).order_by(CreditGroup.name)))
+
+
+def allowances_by_user(session: Session) -> dict[str, int]:
+    """Each member's summed group allowances (whole credits), in one query."""
+    rows = session.execute(
+        sa.select(_members.c.user_id, sa.func.sum(_groups.c.max_credit))
+        .select_from(_groups.join(_members, _members.c.credit_group_id == _groups.c.id))
+        .group_by(_members.c.user_id))
+    return {user_id: int(total or 0) for user_id, total in rows}

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..accounting.budget import Window, window_for
+from ..accounting.budget import TOTAL, Window, window_for
 from ..accounting.money import micro_to_credits
 from ..accounting.pricing import Price, charge, is_free
 from ..accounting.usage import Usage
@@ -36,7 +36,6 @@ from ..errors import (
     AllowanceExpiredError,
     InvalidInputError,
     ModelNotCoveredError,
-    NotFoundError,
     UnknownModelError,
 )
 from .counters import (
@@ -50,7 +49,7 @@ from .counters import (
     usage_log,
 )
 from .prices import price_at
-from .schema import Reservation, SponsoredAllowance, TokenUsageLog
+from .schema import Reservation, SponsoredAllowance
 from .settings_store import BudgetSettings, budget_settings
 from .sponsors import covered_models
 
@@ -155,14 +154,10 @@ def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
             w = Window(datetime.fromtimestamp(res.window_start, created.tzinfo), w.end)
         return w
 
-    def forever() -> Window:
-        return Window(datetime.fromtimestamp(0, created.tzinfo),
-                      datetime.max.replace(tzinfo=created.tzinfo))
-
     if res.sponsored_allowance_id is None:
         return [(CounterKey(USER, res.user_id, res.window_start), window)]
     aid = str(res.sponsored_allowance_id)
-    keys = [(CounterKey(SPONSOR_TOTAL, aid, 0), forever)]
+    keys = [(CounterKey(SPONSOR_TOTAL, aid, 0), lambda: TOTAL)]
     if res.window_start:
         keys.append((CounterKey(SPONSOR_USER, f"{aid}:{res.user_id}", res.window_start), window))
     return keys
@@ -242,21 +237,7 @@ def release(session: Session, reservation_id: str, settings: BudgetSettings | No
 
 
 SWEEP_EVERY = timedelta(seconds=10)
-_last_sweep: dict[str, datetime] = {}
-
-
-def maybe_sweep(session: Session, now: datetime) -> None:
-    """Settle expired reservations at most every ``SWEEP_EVERY`` per database and process.
-
-    Run it in its own transaction, not inside an admission: settling other users'
-    reservations there would lock their counters too.
-    """
-    key = str(session.get_bind().engine.url)
-    last = _last_sweep.get(key)
-    if last is not None and last <= now < last + SWEEP_EVERY:
-        return
-    _last_sweep[key] = now
-    settle_expired(session, now)
+"""How often (in request time) an entry point settles expired reservations."""
 
 
 def settle_expired(session: Session, now: datetime, batch: int = 50) -> int:
@@ -319,10 +300,3 @@ def record_usage(
         for limit in limits_for(session, user_id, allowance, now, settings):
             apply_spend(session, limit.key, limit.window, charged, 0)
     return row_id
-
-
-def get_usage_row(session: Session, row_id: int) -> TokenUsageLog:
-    row = session.get(TokenUsageLog, row_id)
-    if row is None:
-        raise NotFoundError(f"no usage row {row_id}")
-    return row

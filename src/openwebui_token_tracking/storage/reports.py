@@ -232,6 +232,16 @@ def iter_ledger_rows(session: Session, *, since: datetime, until: datetime,
         yield _ledger_row(r)
 
 
+def spent_by_allowance(session: Session, until: datetime | None = None) -> dict[str, int]:
+    """Micro-credits charged to each sponsored allowance (by id string), before ``until``."""
+    q = (sa.select(log.c.sponsored_allowance_id, sa.func.sum(log.c.charged_micro))
+         .where(log.c.sponsored_allowance_id.is_not(None))
+         .group_by(log.c.sponsored_allowance_id))
+    if until is not None:
+        q = q.where(log.c.created_at < until)
+    return {str(aid): int(total or 0) for aid, total in session.execute(q)}
+
+
 def allowance_spent(session: Session, allowance_id: uuid.UUID) -> int:
     """Micro-credits charged to a sponsored allowance since its creation."""
     return int(session.scalar(
