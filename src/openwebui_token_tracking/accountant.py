@@ -177,8 +177,9 @@ class Accountant:
     def settle(self, reservation_id: str, usage: Usage, status: str = "completed",
                price: Price | None = None) -> int | None:
         """Charge a reservation for the actual ``usage`` (``price``: ``Admitted.price``)."""
+        now = self.clock()
         return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status,
-                                                price=price))
+                                                price=price, now=now))
 
     def release(self, reservation_id: str) -> bool:
         return self.run(lambda s: ledger.release(s, reservation_id))

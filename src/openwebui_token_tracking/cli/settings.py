@@ -30,7 +30,8 @@ def list_(as_json: bool) -> None:
     """Every setting with its value (or default, when not set) and meaning."""
     with get_app().session() as s:
         stored = settings_store.read_all(s)
-    items = [{"key": spec.key, "value": stored.get(spec.key, spec.default),
+    items = [{"key": spec.key,
+              "value": settings_store.shown_value(spec.key, stored.get(spec.key, spec.default)),
               "is_default": spec.key not in stored, "description": spec.description}
              for spec in SPECS.values()]
     if as_json:
@@ -46,11 +47,11 @@ def list_(as_json: bool) -> None:
 @json_option
 @handles(InvalidInputError)
 def get(key: str, as_json: bool) -> None:
-    """Print the value of setting KEY (its default when not set)."""
+    """Print the value of setting KEY (its default when not set; secrets masked)."""
     _known(key)
     with get_app().session() as s:
         stored = settings_store.read_all(s)
-    value = stored.get(key, SPECS[key].default)
+    value = settings_store.shown_value(key, stored.get(key, SPECS[key].default))
     if as_json:
         emit_json({"key": key, "value": value, "is_default": key not in stored})
     else:
@@ -67,4 +68,4 @@ def set_(key: str, value: str) -> None:
     with get_app().session() as s:
         settings_store.set_value(s, key, value)
         stored = settings_store.read_all(s)[key]
-    click.echo(f"{key} = {stored}")
+    click.echo(f"{key} = {settings_store.shown_value(key, stored)}")

@@ -300,7 +300,8 @@ def delete_price(provider: str, model_id: str, st: State, _: AdminWrite) -> Resp
 
 def _settings(s: Session) -> list[SettingOut]:
     stored = settings_store.read_all(s)
-    return [SettingOut(key=k, value=stored.get(k, spec.default), default=spec.default,
+    return [SettingOut(key=k, value=settings_store.shown_value(k, stored.get(k, spec.default)),
+                       default=spec.default,
                        description=spec.description)
             for k, spec in sorted(settings_store.SPECS.items())]
 

@@ -27,6 +27,7 @@ from ..errors import (
     TokenLimitExceededError,
     TotalTokenLimitExceededError,
 )
+from . import alerts
 from .groups import GROUP_ALLOWANCE, group_allowance
 from .schema import BudgetCounter, SponsoredAllowance, TokenUsageLog
 from .settings_store import BudgetSettings, budget_settings
@@ -120,30 +121,36 @@ _KEY = sa.and_(counter.c.scope == sa.bindparam("k_scope"),
                counter.c.subject == sa.bindparam("k_subject"),
                counter.c.window_start == sa.bindparam("k_window"))
 _READ_COUNTER = sa.select(counter.c.spent_micro, counter.c.reserved_micro).where(_KEY)
+_CAP = sa.bindparam("cap", type_=sa.BigInteger)
 _RESERVE = sa.update(counter).where(_KEY).values(
-    reserved_micro=counter.c.reserved_micro + sa.bindparam("amount", type_=sa.BigInteger))
+    reserved_micro=counter.c.reserved_micro + sa.bindparam("amount", type_=sa.BigInteger),
+    limit_micro=_CAP)
 _RESERVE_WITHIN_LIMIT = _RESERVE.where(
     counter.c.spent_micro + counter.c.reserved_micro
-    + sa.bindparam("amount", type_=sa.BigInteger) <= sa.bindparam("cap", type_=sa.BigInteger))
+    + sa.bindparam("amount", type_=sa.BigInteger) <= _CAP)
 _APPLY_SPEND = sa.update(counter).where(_KEY).values(
     spent_micro=counter.c.spent_micro + sa.bindparam("charged", type_=sa.BigInteger),
-    reserved_micro=counter.c.reserved_micro - sa.bindparam("released", type_=sa.BigInteger))
+    reserved_micro=counter.c.reserved_micro - sa.bindparam("released", type_=sa.BigInteger),
+    limit_micro=sa.func.coalesce(_CAP, counter.c.limit_micro),
+).returning(counter.c.spent_micro, counter.c.limit_micro, alerts.THRESHOLDS_SETTING)
+"""Also returns what alert detection needs (``alerts.note_spend``), in the same trip."""
 
 
 def _key_params(key: CounterKey) -> dict[str, object]:
     return {"k_scope": key.scope, "k_subject": key.subject, "k_window": key.window_start}
 
 
-def ensure_counter(session: Session, key: CounterKey, window: Window) -> None:
+def ensure_counter(session: Session, key: CounterKey, window: Window,
+                   limit_micro: int | None = None) -> None:
     """Create the counter from the ledger's sum if it does not exist (race-safe)."""
     spent = (
         sa.select(sa.literal(key.scope), sa.literal(key.subject),
                   sa.literal(key.window_start, sa.BigInteger),
                   sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0),
-                  sa.literal(0, sa.BigInteger))
+                  sa.literal(0, sa.BigInteger), sa.literal(limit_micro, sa.BigInteger))
         .where(*_ledger_filter(key, window))
     )
-    cols = ["scope", "subject", "window_start", "spent_micro", "reserved_micro"]
+    cols = ["scope", "subject", "window_start", "spent_micro", "reserved_micro", "limit_micro"]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(counter).from_select(cols, spent).on_conflict_do_nothing()
@@ -179,9 +186,8 @@ def balance_of(session: Session, limit: Limit) -> Balance:
 
 
 def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -> bool:
-    params = {**_key_params(limit.key), "amount": estimate}
+    params = {**_key_params(limit.key), "amount": estimate, "cap": limit.limit_micro}
     if enforce and limit.limit_micro is not None and estimate > 0:
-        params["cap"] = limit.limit_micro
         return rowcount(session, _RESERVE_WITHIN_LIMIT, params) == 1
     return rowcount(session, _RESERVE, params) == 1
 
@@ -190,9 +196,11 @@ def reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) ->
     if _try_reserve(session, limit, estimate, enforce):
         return
     if read_counter(session, limit.key) is None:
-        ensure_counter(session, limit.key, limit.window)
-        if _try_reserve(session, limit, estimate, enforce):
-            return
+        ensure_counter(session, limit.key, limit.window, limit.limit_micro)
+    # Retry even when the counter exists now: a concurrent first request of the window
+    # may have created it between the UPDATE above and the read.
+    if _try_reserve(session, limit, estimate, enforce):
+        return
     state = balance_of(session, limit)
     remaining = state.remaining_micro or 0
     raise limit.error(
@@ -206,13 +214,28 @@ def reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) ->
 
 
 def apply_spend(session: Session, limit_key: CounterKey,
-                 window: Window | Callable[[], Window], charged: int, released: int) -> None:
-    """Add ``charged`` to spent and take ``released`` off reserved, creating if missing."""
-    updated = rowcount(session, _APPLY_SPEND,
-                        {**_key_params(limit_key), "charged": charged, "released": released})
-    if updated == 0:
+                window: Window | Callable[[], Window], charged: int, released: int, *,
+                at: datetime | None = None, cap: int | None = None) -> None:
+    """Add ``charged`` to spent and take ``released`` off reserved, creating if missing.
+
+    A charge at instant ``at`` that crosses an alert threshold of the counter's limit
+    (``cap`` if given, else the one stored at admission) records the alert
+    (``alerts.note_spend``) in this transaction.
+    """
+    row = session.execute(_APPLY_SPEND, {**_key_params(limit_key), "charged": charged,
+                                         "released": released, "cap": cap}).first()
+    if row is None:
         # The ledger row is already inserted in this transaction, so the sum includes it.
-        ensure_counter(session, limit_key, window if isinstance(window, Window) else window())
+        resolved = window if isinstance(window, Window) else window()
+        ensure_counter(session, limit_key, resolved, cap)
+        if at is None or cap is None or not charged:
+            return
+        spent = ledger_sum(session, limit_key, resolved)
+        row = (spent, cap, session.scalar(sa.select(alerts.THRESHOLDS_SETTING)))
+    if at is not None and charged > 0 and row[1] is not None:
+        alerts.note_spend(session, limit_key, window, before=int(row[0]) - charged,
+                          after=int(row[0]), limit_micro=int(row[1]),
+                          thresholds_text=row[2], at=at)
 
 
 # -- admission ----------------------------------------------------------------------------

@@ -193,11 +193,12 @@ def _usage_values(usage: Usage) -> dict[str, int]:
 
 def settle(session: Session, reservation_id: str, usage: Usage, *, status: str = "completed",
            charged_micro: int | None = None, price: Price | None = None,
-           settings: BudgetSettings | None = None) -> int | None:
+           settings: BudgetSettings | None = None, now: datetime | None = None) -> int | None:
     """Turn a reservation into a ledger row charged for ``usage``; returns the row id.
 
     ``price`` is the price admission returned (``Admitted.price``, in force at the
-    reservation's instant); without it the price is looked up again.
+    reservation's instant); without it the price is looked up again. ``now`` dates the
+    budget alerts the charge may trigger (default: the reservation's instant).
     Returns None when the reservation was already settled or expired (nothing charged
     twice), or when the same (chat, message) was already charged.
     """
@@ -220,7 +221,8 @@ def settle(session: Session, reservation_id: str, usage: Usage, *, status: str =
     charged = charged_micro if row_id is not None else 0
     if res.estimate_micro or charged:
         for key, window in _reservation_limit_keys(session, res, settings):
-            apply_spend(session, key, window, charged, res.estimate_micro)
+            apply_spend(session, key, window, charged, res.estimate_micro,
+                        at=now or res.created_at)
     return row_id
 
 
@@ -255,7 +257,7 @@ def settle_expired(session: Session, now: datetime, batch: int = 50) -> int:
         estimate = Usage(input_tokens=row.estimate_input_tokens,
                          output_tokens=row.estimate_output_tokens)
         if settle(session, rid, estimate, status="estimated",
-                  charged_micro=row.estimate_micro) is not None:
+                  charged_micro=row.estimate_micro, now=now) is not None:
             settled += 1
             logger.warning("reservation %s of user %s expired unsettled; charged its estimate",
                            rid, row.user_id)
@@ -298,5 +300,6 @@ def record_usage(
     if row_id is not None and charged:
         settings = settings or budget_settings(session)
         for limit in limits_for(session, user_id, allowance, now, settings):
-            apply_spend(session, limit.key, limit.window, charged, 0)
+            apply_spend(session, limit.key, limit.window, charged, 0, at=now,
+                        cap=limit.limit_micro)
     return row_id

@@ -227,6 +227,9 @@ class BudgetCounter(Base):
     window_start: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     spent_micro: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
     reserved_micro: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    limit_micro: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """The limit in force at the last admission (or unreserved charge); settling compares
+    spend against it to detect alert thresholds without reading the limit again."""
 
 
 class Reservation(Base):
@@ -269,3 +272,61 @@ class RefusalCount(Base):
     provider: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     model_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     count: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
+class AlertEvent(Base):
+    """A budget threshold crossed: once per scope, subject, window and threshold.
+
+    ``payload`` is the JSON body every delivery sends, built once when the crossing is
+    written (same transaction as the charge), so retries send identical bytes.
+    ``event_key`` is the receivers' idempotency key. ``user_id`` and
+    ``sponsored_allowance_id`` say who may see it besides admins.
+    """
+
+    __tablename__ = "token_tracking_alert_event"
+    __table_args__ = (
+        sa.UniqueConstraint("scope", "subject", "window_start", "threshold",
+                            name="uq_tt_alert_event_crossing"),
+        sa.Index("ix_token_tracking_alert_event_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(sa.String(36))
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    subject: Mapped[str] = mapped_column(sa.String(300))
+    window_start: Mapped[int] = mapped_column(sa.BigInteger)
+    threshold: Mapped[int] = mapped_column(sa.Integer)
+    """Percent of the limit."""
+    limit_micro: Mapped[int] = mapped_column(sa.BigInteger)
+    spent_micro: Mapped[int] = mapped_column(sa.BigInteger)
+    """The limit's spend right after the charge that crossed the threshold."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    user_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    sponsored_allowance_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    payload: Mapped[str] = mapped_column(sa.Text)
+
+
+class AlertDelivery(Base):
+    """The outbox: one row per event and channel (``webhook``, ``email``), written with
+    the event, claimed by one deliverer at a time (``claimed_until``), retried with
+    backoff until ``delivered`` or ``failed`` (attempts exhausted)."""
+
+    __tablename__ = "token_tracking_alert_delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "channel"),
+        sa.Index("ix_token_tracking_alert_delivery_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        Id, sa.ForeignKey("token_tracking_alert_event.id", ondelete="CASCADE",
+                          name="fk_tt_alert_delivery_event"))
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), server_default="pending")
+    """pending / delivered / failed."""
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(sa.String(36))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(255))

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..accounting.alerts import parse_thresholds
 from ..accounting.budget import Period
 from ..accounting.money import credits_to_micro
 from ..errors import InvalidInputError, NotFoundError
@@ -24,6 +25,54 @@ class SettingSpec:
     key: str
     default: str
     description: str
+
+
+ALERT_SPECS = [
+    SettingSpec("alert_thresholds", "80,100",
+                "Percentages of a limit at which a budget alert fires once (empty: none)."),
+    SettingSpec("alert_webhook_url", "",
+                "URL that receives budget alerts as signed JSON POSTs (empty: no webhook)."),
+    SettingSpec("alert_webhook_secret", "",
+                "Shared secret of the webhook's HMAC-SHA256 signature header (secret)."),
+    SettingSpec("alert_smtp_host", "", "SMTP server for alert e-mails (empty: no e-mail)."),
+    SettingSpec("alert_smtp_port", "587", "Port of the SMTP server."),
+    SettingSpec("alert_smtp_starttls", "true", "Upgrade the SMTP connection with STARTTLS."),
+    SettingSpec("alert_smtp_username", "", "SMTP login (empty: no login)."),
+    SettingSpec("alert_smtp_password", "", "SMTP password (secret)."),
+    SettingSpec("alert_email_from", "token-tracking@localhost", "Sender of alert e-mails."),
+    SettingSpec("alert_email_to", "admins",
+                "Alert e-mail recipients, comma-separated; 'admins': Open WebUI's admins."),
+    SettingSpec("alert_email_sponsors", "true",
+                "Also e-mail an allowance's sponsor (Open WebUI user) about its alerts."),
+]
+
+SECRET_SETTINGS = frozenset({"alert_webhook_secret", "alert_smtp_password"})
+"""Never printed: ``settings list/get`` and the API show ``MASK`` when they are set."""
+MASK = "********"
+
+
+def shown_value(key: str, value: str) -> str:
+    """What a listing may show of a setting: secrets masked when set."""
+    return MASK if key in SECRET_SETTINGS and value else value
+
+
+def _validate_alert_setting(key: str, value: str) -> None:
+    if key == "alert_thresholds":
+        try:
+            parse_thresholds(value)
+        except ValueError as exc:
+            raise InvalidInputError(f"{key}: {exc}, e.g. '80,100'") from exc
+    elif key == "alert_webhook_url" and value and not value.startswith(("http://", "https://")):
+        raise InvalidInputError(f"{key} must be an http:// or https:// URL, got {value!r}")
+    elif key == "alert_smtp_port" and not (value.isdigit() and 1 <= int(value) <= 65535):
+        raise InvalidInputError(f"{key} must be a port number (1-65535), got {value!r}")
+    elif key in ("alert_smtp_starttls", "alert_email_sponsors") and value not in (
+            "true", "false"):
+        raise InvalidInputError(f"{key} must be true or false, got {value!r}")
+    elif key in ("alert_email_to", "alert_email_from"):
+        for part in (p.strip() for p in value.split(",")):
+            if part and part != "admins" and "@" not in part:
+                raise InvalidInputError(f"{key}: {part!r} is not an e-mail address")
 
 
 SPECS: dict[str, SettingSpec] = {
@@ -43,6 +92,7 @@ SPECS: dict[str, SettingSpec] = {
             "3600",
             "After this many seconds an unsettled reservation is charged at its estimate.",
         ),
+        *ALERT_SPECS,
     ]
 }
 
@@ -78,6 +128,8 @@ def validate_setting(key: str, value: str) -> str:
     elif key == "reservation_ttl_seconds":
         if not value.isdigit() or int(value) < 1:
             raise InvalidInputError(f"{key} must be a positive whole number, got {value!r}")
+    elif key.startswith("alert_"):
+        _validate_alert_setting(key, value)
     return value
 
 
