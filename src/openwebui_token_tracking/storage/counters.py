@@ -224,18 +224,20 @@ def apply_spend(session: Session, limit_key: CounterKey,
     """
     row = session.execute(_APPLY_SPEND, {**_key_params(limit_key), "charged": charged,
                                          "released": released, "cap": cap}).first()
-    if row is None:
+    if row is not None:
+        spent, limit_micro, thresholds = row
+    else:
         # The ledger row is already inserted in this transaction, so the sum includes it.
         resolved = window if isinstance(window, Window) else window()
         ensure_counter(session, limit_key, resolved, cap)
         if at is None or cap is None or not charged:
             return
-        spent = ledger_sum(session, limit_key, resolved)
-        row = (spent, cap, session.scalar(sa.select(alerts.THRESHOLDS_SETTING)))
-    if at is not None and charged > 0 and row[1] is not None:
-        alerts.note_spend(session, limit_key, window, before=int(row[0]) - charged,
-                          after=int(row[0]), limit_micro=int(row[1]),
-                          thresholds_text=row[2], at=at)
+        spent, limit_micro = ledger_sum(session, limit_key, resolved), cap
+        thresholds = session.scalar(sa.select(alerts.THRESHOLDS_SETTING))
+    if at is not None and charged > 0 and limit_micro is not None:
+        alerts.note_spend(session, limit_key, window, before=int(spent) - charged,
+                          after=int(spent), limit_micro=int(limit_micro),
+                          thresholds_text=thresholds, at=at)
 
 
 # -- admission ----------------------------------------------------------------------------
