@@ -24,7 +24,7 @@ from .accounting.money import micro_to_credits
 from .accounting.pricing import Price
 from .accounting.usage import Usage
 from .errors import DatabaseError, InvalidInputError, TokenTrackingError
-from .storage import counters, ledger, refusals, sponsors
+from .storage import alerts, counters, ledger, refusals, sponsors
 from .storage.engine import get_engine, read_only_options, redact
 from .storage.ledger import Admitted
 from .storage.schema import SponsoredAllowance
@@ -117,13 +117,27 @@ class Accountant:
     def run(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run ``work`` in one transaction, translating database errors.
 
-        ``read_only`` transactions take no write lock on SQLite.
+        ``read_only`` transactions take no write lock on SQLite. A transaction that
+        queued budget alerts starts their delivery after it committed.
         """
-        with translate_db_errors(str(self.engine.url)), self._sessions() as session, \
-                session.begin():
-            if read_only:
-                session.connection(execution_options=self._read_only)
-            return work(session)
+        with translate_db_errors(str(self.engine.url)), self._sessions() as session:
+            with session.begin():
+                if read_only:
+                    session.connection(execution_options=self._read_only)
+                result = work(session)
+            if session.info.pop(alerts.PENDING, False):
+                self._deliver_alerts()
+            return result
+
+    def _deliver_alerts(self) -> None:
+        """The transaction just committed queued alerts: deliver them in a background
+        thread of this process, never delaying or failing the charge itself."""
+        from .alerts.deliverer import kick
+
+        try:
+            kick(self.engine, self.clock)
+        except RuntimeError:  # no thread could start: the next deliverer sends them
+            logger.exception("could not start alert delivery")
 
     def _allowance(self, session: Session, name: str | None,
                    allowance_id: str | uuid.UUID | None,

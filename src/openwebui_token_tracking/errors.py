@@ -15,7 +15,8 @@
      │    ├── DailyTokenLimitExceededError   user's window (day/week/month) spent
      │    ├── TotalTokenLimitExceededError   sponsored allowance's total spent
      │    └── AllowanceExpiredError          sponsored allowance past its expiry
-     └── ProviderError                  an LLM provider failed or refused
+     ├── ProviderError                  an LLM provider failed or refused
+     └── AlertDeliveryError             a budget alert's webhook or e-mail failed
 
 ``TokenLimitExceededError`` and its two 0.1.10 subclasses are re-exported from
 ``openwebui_token_tracking.tracking`` under their old names. Limit errors carry the
@@ -109,3 +110,11 @@ class ProviderError(TokenTrackingError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class AlertDeliveryError(TokenTrackingError):
+    """A budget alert could not be delivered (webhook refused or unreachable, SMTP failed).
+
+    Raised by the delivery channels; the deliverer records it on the outbox row and
+    retries later, so it never reaches a charge.
+    """
