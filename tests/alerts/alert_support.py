@@ -79,8 +79,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@pytest.fixture(name="receiver")
+def receiver_fixture() -> Iterator[Receiver]:
     rec = Receiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
     rec.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -119,8 +119,8 @@ class SmtpSink:
         return self.messages
 
 
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
+@pytest.fixture(name="smtp_sink")
+def smtp_sink_fixture() -> Iterator[SmtpSink]:
     """An SMTP server that requires STARTTLS and a login (user ``alerts``, ``pw``)."""
     ca = trustme.CA()
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -12,8 +12,8 @@ from alert_support import (  # noqa: F401  (fixtures)
     free_port,
     out,
     priced_accountant,
-    receiver,
-    smtp_sink,
+    receiver_fixture,
+    smtp_sink_fixture,
 )
 
 from openwebui_token_tracking.accountant import transaction
