@@ -50,6 +50,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     delay: float = 0.0
+    hold: threading.Event | None = None
+    """When set, every answer waits for this event (a receiver that hangs)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_for(self, n: int, timeout: float = 15.0) -> list[Received]:
@@ -66,10 +68,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            time.sleep(receiver.delay)
             with receiver.lock:
                 receiver.received.append(Received(dict(self.headers.items()), body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+            if receiver.hold is not None:
+                receiver.hold.wait(30)
+            time.sleep(receiver.delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -87,6 +91,8 @@ def receiver_fixture() -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield rec
+    if rec.hold is not None:
+        rec.hold.set()
     deliverer.stop_all()
     server.shutdown()
     server.server_close()
