@@ -14,6 +14,7 @@ from typing import NoReturn
 import click
 
 from ._app import PROG, App, Group
+from .alerts import alerts
 from .credit_group import credit_group
 from .database import database
 from .init import init
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 pricing.add_command(sync)
 for command in (init, database, pricing, settings, credit_group, sponsored, user, usage,
-                balance, serve):
+                balance, alerts, serve):
     cli.add_command(command)
 
 

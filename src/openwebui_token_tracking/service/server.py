@@ -10,12 +10,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ..accountant import translate_db_errors, utcnow
+from ..alerts.deliverer import AlertDeliverer, start_background
 from ..storage import migrate, settings_store
 from ..storage.engine import default_database_url, get_engine, redact
 from . import demo
 from .app import create_app
 
 logger = logging.getLogger(__name__)
+ALERT_POLL_SECONDS = 30.0
+"""How often the service's background deliverer looks for queued alerts."""
 
 
 def prepare_database(engine: Engine, *, load_demo: bool = False,
@@ -39,7 +42,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = 
     ``$DATA_DIR/webui.db`` (``./data/webui.db``), created and initialised here. Sign-in
     is configured from the environment: ``TOKEN_TRACKING_ADMIN_TOKEN`` (static admin
     token), ``WEBUI_SECRET_KEY`` (verify Open WebUI session tokens), ``OPENWEBUI_URL``
-    (ask that instance about tokens and API keys).
+    (ask that instance about tokens and API keys). A background thread delivers the
+    queued budget alerts (webhook, e-mail) while it runs.
     """
     import uvicorn
 
@@ -51,6 +55,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, database_url: str | None = 
                      openwebui_url=os.environ.get("OPENWEBUI_URL") or None,
                      openwebui_secret=os.environ.get("WEBUI_SECRET_KEY") or None,
                      secure_cookies=os.environ.get("TOKEN_TRACKING_SECURE_COOKIES") == "1")
+    start_background(AlertDeliverer(engine), poll_seconds=ALERT_POLL_SECONDS)
     logger.info("serving %s on http://%s:%d%s", redact(url), host, port,
                 " with demo data" if loaded else "")
     if not (admin_token or os.environ.get("OPENWEBUI_URL") or os.environ.get("WEBUI_SECRET_KEY")):
