@@ -29,7 +29,7 @@ API_ROUTES = [
     ("DELETE", "/api/v1/allowances/Course"), ("GET", "/api/v1/prices"),
     ("GET", "/api/v1/prices/openai/gpt-4o"), ("PUT", "/api/v1/prices/openai/gpt-4o"),
     ("DELETE", "/api/v1/prices/openai/gpt-4o"), ("GET", "/api/v1/settings"),
-    ("PUT", "/api/v1/settings/budget_period"), ("GET", "/metrics"),
+    ("PUT", "/api/v1/settings/budget_period"), ("GET", "/metrics"), ("GET", "/api/v1/alerts"),
 ]
 UNSIGNED = ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
                     for part in ({"alg": "none"}, {"id": "u-alice"})) + "."

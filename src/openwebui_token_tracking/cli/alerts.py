@@ -30,12 +30,6 @@ def _engine() -> Engine:
     return engine
 
 
-def _who(record: AlertRecord) -> str:
-    subject = record.payload.get("subject") or {}
-    parts = [subject.get(k) for k in ("allowance_name", "group_name", "user_name")]
-    return " / ".join(str(p) for p in parts if p) or record.subject
-
-
 def _deliveries(record: AlertRecord) -> str:
     return ", ".join(f"{d.channel}: {d.status}"
                      + (f" ({d.attempts} attempts)" if d.status != "delivered" and d.attempts
@@ -68,7 +62,7 @@ def list_(since: datetime | None, until: datetime | None, scope: str | None, lim
         emit_json([_as_json(r) for r in records])
         return
     emit_table(["when", "scope", "who", "threshold", "spent", "limit", "deliveries"],
-               [[r.created_at, r.scope, _who(r), f"{r.threshold}%",
+               [[r.created_at, r.scope, alert_store.who(r), f"{r.threshold}%",
                  micro_to_credits(r.spent_micro), micro_to_credits(r.limit_micro),
                  _deliveries(r)] for r in records], empty="(no alerts)")
 

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from ..accountant import Accountant
 from ..accounting.money import MICRO, micro_to_credits
-from ..storage import prices, reports, sponsors
+from ..storage import alerts, prices, reports, sponsors
 from ..storage.settings_store import budget_settings
 from . import charts, queries
 
 TOP = 10
+MAX_ALERTS = 200
 RATE_DAYS = 7
 """Days of recent spend that set an allowance's current burn rate."""
 
@@ -174,6 +175,20 @@ def price_table(session: Session) -> Table:
     return table
 
 
+def alert_table(session: Session, rng: Range, viewer: str | None) -> Table:
+    """Alerts fired in the range: all (``viewer`` None), or the viewer's own and those of
+    the allowances they sponsor."""
+    table = Table("alerts", "Budget alerts (newest first)",
+                  ["When (UTC)", "Scope", "Who", "Threshold %", "Spent", "Limit", "Delivery"],
+                  numeric={3, 4, 5})
+    for r in alerts.list_alerts(session, since=rng.since, until=rng.until, viewer=viewer,
+                                limit=MAX_ALERTS):
+        table.rows.append([r.created_at.isoformat(timespec="seconds"), r.scope, alerts.who(r),
+                           r.threshold, credits(r.spent_micro), credits(r.limit_micro),
+                           ", ".join(f"{d.channel}: {d.status}" for d in r.deliveries)])
+    return table
+
+
 @dataclass
 class AdminView:
     rng: Range
@@ -190,7 +205,8 @@ def admin_view(session: Session, rng: Range, now: datetime) -> AdminView:
     groups = top_groups(session, rng)
     burns, allowances = burndowns(session, rng, now)
     tables = {t.name: t for t in (daily, users, groups, by_model(session, rng, None),
-                                  allowances, near_limit(session, now), price_table(session))}
+                                  allowances, near_limit(session, now), price_table(session),
+                                  alert_table(session, rng, None))}
     return AdminView(
         rng, chart,
         charts.hbars([(f"{r[1] or r[0]}", r[4]) for r in users.rows[:TOP]],  # type: ignore[misc]
@@ -232,18 +248,20 @@ def personal_view(acct: Accountant, user_id: str, name: str, rng: Range,
     balance = acct.balance(user_id, now=now)
     own = balance.limits[0]
 
-    def work(session: Session) -> tuple[Markup, Table, Table, list[Usable]]:
+    def work(session: Session) -> tuple[Markup, Table, Table, Table, list[Usable]]:
         chart, daily = day_chart(session, rng, user_id, "Your credits per day by model")
         usable = [(a.name, sponsors.covered_models(a), a.expires_at)
                   for a in sponsors.list_allowances(session)
                   if a.expires_at is None or a.expires_at > now]
-        return chart, daily, by_model(session, rng, user_id), usable
+        return (chart, daily, by_model(session, rng, user_id),
+                alert_table(session, rng, user_id), usable)
 
-    chart, daily, models, usable = acct.run(work)
+    chart, daily, models, alert_rows, usable = acct.run(work)
     choices = []
     for a_name, models_covered, expires_at in usable:
         b = acct.balance(user_id, allowance_name=a_name, now=now)
         choices.append(AllowanceChoice(a_name, models_covered, b.remaining, b.reset_at,
                                        expires_at))
     return PersonalView(user_id, name, rng, balance.remaining, own.limit, own.spent,
-                        balance.reset_at, chart, {"daily": daily, "models": models}, choices)
+                        balance.reset_at, chart,
+                        {"daily": daily, "models": models, "alerts": alert_rows}, choices)

@@ -225,6 +225,13 @@ class AlertRecord:
     deliveries: list[DeliveryState]
 
 
+def who(record: AlertRecord) -> str:
+    """A short human name of an alert's subject (allowance / group / user)."""
+    names = record.payload.get("subject") or {}
+    parts = [names.get(k) for k in ("allowance_name", "group_name", "user_name")]
+    return " / ".join(str(p) for p in parts if p) or record.subject
+
+
 def visible_to(viewer: str) -> sa.ColumnElement[bool]:
     """Alerts a non-admin may see: their own, and those of allowances they sponsor."""
     sponsored = sa.select(SponsoredAllowance.id).where(SponsoredAllowance.sponsor_id == viewer)
