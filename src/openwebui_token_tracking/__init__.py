@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .accountant import Accountant, BalanceReport, LimitState
     from .accounting import Price, Usage
+    from .alerts import AlertDeliverer
     from .errors import (
+        AlertDeliveryError,
         AllowanceExpiredError,
         AlreadyExistsError,
         ConfigurationError,
@@ -37,6 +39,8 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Accountant",
+    "AlertDeliverer",
+    "AlertDeliveryError",
     "AllowanceExpiredError",
     "AlreadyExistsError",
     "BalanceReport",
@@ -61,6 +65,7 @@ __all__ = [
 _HOME = {
     "Accountant": "accountant", "BalanceReport": "accountant", "LimitState": "accountant",
     "Price": "accounting", "Usage": "accounting", "TokenTracker": "tracking",
+    "AlertDeliverer": "alerts",
 }
 
 

@@ -198,3 +198,16 @@ def test_send_test_reaches_each_channel_or_says_why_not(engine, receiver, smtp_s
     assert d.send_test(["webhook"]) == {"webhook": "webhook answered HTTP 404"}
     assert json.loads(acct.run(lambda s: s.scalar(sa.select(sa.func.count())
                                                   .select_from(AlertDelivery))) or "0") == 0
+
+
+def test_python_api_lists_what_a_viewer_may_see(engine, db_url):
+    from openwebui_token_tracking import AlertDeliverer as Exported
+    from openwebui_token_tracking.alerts import list_alerts
+
+    assert Exported is AlertDeliverer
+    priced_accountant(engine)
+    queue_alert(db_url, 11)
+    assert [r.threshold for r in list_alerts(db_url)] == [100, 80]
+    assert [r.threshold for r in list_alerts(db_url, viewer="u-alice", limit=1)] == [100]
+    assert list_alerts(db_url, viewer="u-bob") == []
+    assert list_alerts(db_url, since=NOW + timedelta(seconds=1)) == []
