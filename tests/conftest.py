@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from db_support import USERS, create_openwebui_users  # noqa: F401  (re-exported)
+from openwebui_token_tracking.alerts.deliverer import stop_all as stop_alert_delivery
 from openwebui_token_tracking.storage import migrate
 from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
 
@@ -55,6 +56,7 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the backend under test, removed afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'webui.db'}"
+        stop_alert_delivery()
         dispose_engines()
         return
     schema = f"tt_{uuid.uuid4().hex[:12]}"
@@ -66,6 +68,7 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     try:
         yield _pg_schema_url(schema)
     finally:
+        stop_alert_delivery()
         dispose_engines()
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')

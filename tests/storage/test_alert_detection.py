@@ -193,7 +193,7 @@ def test_outbox_rows_only_for_configured_channels_in_the_same_transaction(acct):
         adm = ledger.reserve(s, user_id="u-bob", provider="openai", model_id="gpt",
                              estimate=out(9), now=NOW)
         ledger.settle(s, adm.reservation_id, out(9), now=NOW)
-        seen["pending"] = s.info.get(alerts.PENDING)
+        seen["pending"] = s.info.pop(alerts.PENDING, None)  # (and so deliver nothing now)
     acct.run(settle_and_look)
     assert seen["pending"] is True
     rows = acct.run(lambda s: s.execute(sa.select(AlertDelivery.channel, AlertDelivery.status,
@@ -266,3 +266,12 @@ def test_concurrent_charges_crossing_together_fire_once(acct, engine):
     assert errors == [], [repr(e) for e in errors]
     assert [e.threshold for e in events(acct)] == [80, 100]
     assert [e.spent_micro for e in events(acct)] == [8_750_000, 10_000_000]
+
+
+def test_a_failing_alert_never_takes_the_charge_with_it(acct, engine, caplog):
+    with engine.begin() as conn:
+        conn.exec_driver_sql('DROP TABLE "user"')  # describing the subject now fails
+    charge(acct, 9)
+    assert events(acct) == []
+    assert acct.balance("u-alice").limits[0].spent == 9
+    assert "could not record the budget alert of user u-alice" in caplog.text

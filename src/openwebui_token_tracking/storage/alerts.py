@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..accounting.alerts import (
@@ -78,14 +79,22 @@ def note_spend(session: Session, key: CounterKey, window: Window | Callable[[], 
                thresholds_text: str | None, at: datetime) -> int:
     """Record the alerts a charge from ``before`` to ``after`` triggered; how many were new.
 
-    Costs nothing (no statement) unless a threshold was crossed.
+    Costs nothing (no statement) unless a threshold was crossed. Recording runs in a
+    savepoint: if it fails, the alert is lost (and logged), never the charge.
     """
     thresholds = thresholds_of(thresholds_text)
     crossed = crossed_thresholds(before, after, limit_micro, thresholds)
     if not crossed or limit_micro is None:
         return 0
     resolved = window if isinstance(window, Window) else window()
-    return record_crossings(session, key, resolved, crossed, thresholds, limit_micro, after, at)
+    try:
+        with session.begin_nested():  # a failing alert must not take the charge with it
+            return record_crossings(session, key, resolved, crossed, thresholds, limit_micro,
+                                    after, at)
+    except SQLAlchemyError:
+        logger.exception("could not record the budget alert of %s %s; the charge stands",
+                         key.scope, key.subject)
+        return 0
 
 
 @dataclass
