@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from ..accounting.pricing import Price
 from ..errors import UnknownModelError
-from ..model_match import Match, NoMatch, match_model, nearest
+from ..model_match import GENAI_IDS, Match, NoMatch, match_model, nearest
 from .prices import GENAI_SOURCE, PriceInput, price_at
 from .schema import ModelPricing, PriceHistory
 from .settings_store import credits_per_usd
@@ -239,6 +239,31 @@ def record(session: Session, res: Resolution, now: datetime) -> None:
                 provider=res.provider, model_id=res.model_id, effective_from=start,
                 source=GENAI_SOURCE, **price.as_columns(),
             ).on_conflict_do_nothing(index_elements=keys))
+
+
+def resolve_row(session: Session, provider: str, model_id: str, now: datetime
+                ) -> ModelPricing | None:
+    """The id's price row, recording its resolution first if genai-prices matches it;
+    None if it gets no price (0.1.10's ``get_models``, which raises nothing)."""
+    res = explain(session, provider, model_id, now)
+    if res.kind == MATCH:
+        record(session, res, now)
+    return session.get(ModelPricing, (provider, model_id)) if res.usable else None
+
+
+def resolve_anywhere(session: Session, model_id: str, now: datetime) -> list[ModelPricing]:
+    """:func:`resolve_row` for every provider genai-prices' matching covers."""
+    found = (resolve_row(session, provider, model_id, now) for provider in sorted(GENAI_IDS))
+    return [r for r in found if r is not None]
+
+
+def refusal_anywhere(session: Session, model_id: str) -> str:
+    """Why a model id of no given provider has no price, naming the nearest priced ids."""
+    ids = session.scalars(sa.select(ModelPricing.id).distinct())
+    near = nearest(model_id, ids)
+    return (f"model {model_id!r} has no price, and genai-prices matches it to no model of "
+            f"{', '.join(sorted(GENAI_IDS))}, so it cannot be used"
+            + (f"; nearest priced ids: {', '.join(near)}" if near else ""))
 
 
 class _Misses:
