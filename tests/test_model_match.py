@@ -60,7 +60,7 @@ def test_nearest() -> None:
     assert nearest("mistral-small-2409", ids)[:2] == ["mistral-small-2603",
                                                       "mistral-small-latest"]
     assert nearest("zzz", ids) == []
-    assert nearest("MISTRAL-LARGE-2512", ids) == ["mistral-large-2512"]
+    assert nearest("MISTRAL-LARGE-2512", ids)[0] == "mistral-large-2512"
 
 
 def test_matching_is_bundled_data_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,11 +103,7 @@ def match_model(provider: str, model_id: str) -> Match | NoMatch:
 
 
 def nearest(model_id: str, candidates: Iterable[str], n: int = NEAREST) -> list[str]:
-    """The ids among ``candidates`` closest to ``model_id`` (difflib), best first."""
-    pool = sorted(set(candidates))
-    close = difflib.get_close_matches(model_id, pool, n=n, cutoff=0.5)
-    if close:
-        return close
-    lowered = {c.lower(): c for c in pool}
-    return [lowered[c] for c in difflib.get_close_matches(model_id.lower(), list(lowered),
-                                                          n=n, cutoff=0.3)]
+    """The ids among ``candidates`` closest to ``model_id`` (difflib, ignoring case)."""
+    lowered = {c.lower(): c for c in sorted(set(candidates))}
+    close = difflib.get_close_matches(model_id.lower(), list(lowered), n=n, cutoff=0.5)
+    return [lowered[c] for c in close]
