@@ -244,6 +244,7 @@ def default_catalogue(*, credits_per_usd: Decimal, at: datetime,
 # -- sync plan ----------------------------------------------------------------------------
 
 ADD, CHANGE, KEEP_MANUAL, KEEP_DELETED = "add", "change", "keep-manual", "keep-deleted"
+ALIAS = "alias"
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,9 @@ class SyncChange:
 
     ``action`` is ``add`` (new model), ``change`` (price from genai-prices moved),
     ``keep-manual`` (an admin set this price by hand, so sync leaves it alone) or
-    ``keep-deleted`` (an admin deleted the model, so sync does not bring it back).
+    ``keep-deleted`` (an admin deleted the model, so sync does not bring it back) or
+    ``alias`` (a resolved alias whose price is already its matched model's). A ``change``
+    of a resolved alias carries the matched id in ``entry.matched_model_id``.
     """
 
     action: str
