@@ -200,15 +200,11 @@ def explain(session: Session, provider: str, model_id: str, now: datetime) -> Re
 
 
 def usable_ids(session: Session, provider: str, model_ids: Iterable[str], now: datetime
-               ) -> dict[str, str]:
-    """Of ``model_ids``, those that have or would get a price, with a display name."""
+               ) -> dict[str, Resolution]:
+    """Of ``model_ids``, those that have or would get a price; writes nothing."""
     prices = load(session, provider)
-    out = {}
-    for model_id in model_ids:
-        res = decide(prices, model_id, now)
-        if res.usable:
-            out[model_id] = res.name or model_id
-    return out
+    found = {model_id: decide(prices, model_id, now) for model_id in model_ids}
+    return {model_id: res for model_id, res in found.items() if res.usable}
 
 
 def record(session: Session, res: Resolution, now: datetime) -> None:
