@@ -65,7 +65,8 @@ def alias_changes(session: Session, now: datetime, provider: str | None,
     rate_usd = credits_per_usd(session)
     changes = []
     for row in prices.list_prices(session, provider=provider):
-        if row.matched_model_id is None or row.source != price_data.SOURCE:
+        if row.matched_model_id is None or row.source != price_data.SOURCE or \
+                (row.provider, row.id) in after:  # genai-prices now prices this id itself
             continue
         found = match_model(row.provider, row.id)
         matched = found.matched_id if isinstance(found, Match) else row.matched_model_id
