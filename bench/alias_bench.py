@@ -6,7 +6,8 @@ in milliseconds:
 
 - canonical: ``gpt-4o``, which has its own price row
 - alias: ``gpt-4o-2024-08-06``, after its first request recorded it as an alias row;
-  this should cost the same as the canonical id (one price lookup)
+  this should cost the same as the canonical id (one price lookup). The two are timed
+  interleaved, so both see the same load on a shared machine
 - first resolution: the first request for a dated id (match, record the alias row and
   its history, then admit); each run deletes the alias again (untimed). ``via db``
   matches a model priced here (``gpt-4o-2024-08-06``), ``via genai-prices`` one that is
@@ -63,15 +64,21 @@ def prepare(url: str) -> Accountant:
     return acct
 
 
-def admissions(acct: Accountant, provider: str, model_id: str, n: int) -> list[float]:
-    """``n`` timed admissions, each released again untimed."""
-    out = []
+def admission(acct: Accountant, provider: str, model_id: str) -> float:
+    """One timed admission (ms), released again untimed."""
+    t0 = time.perf_counter_ns()
+    admitted = acct.admit(user_id="u-1", provider=provider, model_id=model_id, estimate=EST)
+    elapsed = (time.perf_counter_ns() - t0) / 1e6
+    acct.release(admitted.reservation_id)
+    return elapsed
+
+
+def paired(acct: Accountant, ids: list[str], n: int) -> list[list[float]]:
+    """``n`` admissions of each id, interleaved so they share the machine's load."""
+    out: list[list[float]] = [[] for _ in ids]
     for _ in range(n):
-        t0 = time.perf_counter_ns()
-        admitted = acct.admit(user_id="u-1", provider=provider, model_id=model_id,
-                              estimate=EST)
-        out.append((time.perf_counter_ns() - t0) / 1e6)
-        acct.release(admitted.reservation_id)
+        for times, model_id in zip(out, ids, strict=True):
+            times.append(admission(acct, "openai", model_id))
     return out
 
 
@@ -108,11 +115,12 @@ def refused(acct: Accountant, model_id: str, *, remembered: bool) -> Callable[[]
 
 def run(url: str, n: int) -> list[tuple[str, float, float]]:
     acct = prepare(url)
-    for model_id in ("gpt-4o", "gpt-4o-2024-08-06"):  # warm-up; records the alias
-        admissions(acct, "openai", model_id, 50)
+    steady = ["gpt-4o", "gpt-4o-2024-08-06"]
+    paired(acct, steady, 50)  # warm-up; the alias's first request records it
+    canonical, alias = paired(acct, steady, n)
     results = [
-        ("canonical", *_stats(admissions(acct, "openai", "gpt-4o", n))),
-        ("alias", *_stats(admissions(acct, "openai", "gpt-4o-2024-08-06", n))),
+        ("canonical", *_stats(canonical)),
+        ("alias", *_stats(alias)),
         ("first resolution via db",
          *_stats(first_resolution(acct, "openai", "gpt-4o-2024-08-06", max(n // 10, 20)))),
         ("first resolution via genai-prices",
