@@ -109,11 +109,16 @@ async def test_an_unreadable_list_falls_back_to_the_priced_models(defaults, db_u
 
 
 async def test_an_unreachable_server_falls_back(defaults, db_url):
+    tried: list[str] = []
+
     def refuse(request: httpx.Request) -> httpx.Response:
+        tried.append(str(request.url))
         raise httpx.ConnectError("connection refused", request=request)
     pipe = make_pipe(OpenAITrackedPipe, db_url, FakeProvider())
     pipe.transport = httpx.MockTransport(refuse)
-    assert "gpt-4o" in ids(await pipe.pipes())
+    models = ids(await pipe.pipes())
+    assert tried == ["https://api.openai.com/v1/models"]
+    assert "gpt-4o" in models and "gpt-4o-2024-08-06" not in models  # the priced list
 
 
 async def test_anthropic_reads_every_page(defaults, db_url):
