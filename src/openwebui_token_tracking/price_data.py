@@ -35,12 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from fractions import Fraction
 
 from .errors import InvalidInputError
-from .storage.prices import PriceInput
+from .storage.prices import EPOCH, GENAI_SOURCE, PriceInput
 
 PROVIDER_IDS: dict[str, str] = {
     "openai": "openai",
@@ -64,7 +64,7 @@ GOOGLE_PREFIX = "gemini"
 MIN_PER_TOKENS = 1_000_000
 MAX_PER_TOKENS = 10**18  # the columns are 64-bit integers
 
-SOURCE = "genai-prices"
+SOURCE = GENAI_SOURCE
 """``source`` of a price row written from this data (an admin's is ``manual``)."""
 
 
@@ -78,6 +78,8 @@ class CatalogueEntry:
     price: PriceInput
     tiered: bool = False
     """genai-prices has a long-prompt surcharge tier that the base rate here ignores."""
+    matched_model_id: str | None = None
+    """Set for a resolved alias (``gpt-4o-2024-08-06``): the model it matched."""
 
 
 def data_version() -> str:
@@ -138,6 +140,27 @@ def _prices_at(model: object, at: datetime) -> object:
     return prices[0].prices
 
 
+def price_steps(model: object) -> list[tuple[datetime, object]]:
+    """Each standard ``ModelPrice`` of a genai-prices model with the instant it starts.
+
+    The first price applies since the epoch (genai-prices uses it when no later one is
+    active); each later one from the UTC midnight of its start date. Time-of-day prices
+    are left out, as in :func:`_prices_at`. Sorted by start, one price per start.
+    """
+    from genai_prices.types import ModelPrice, StartDateConstraint
+
+    prices = model.prices  # type: ignore[attr-defined]
+    if isinstance(prices, ModelPrice):
+        return [(EPOCH, prices)]
+    steps: dict[datetime, object] = {EPOCH: prices[0].prices}
+    for conditional in prices[1:]:
+        constraint = conditional.constraint
+        if isinstance(constraint, StartDateConstraint):
+            start = datetime.combine(constraint.start_date, time(), tzinfo=UTC)
+            steps[start] = conditional.prices
+    return sorted(steps.items(), key=lambda step: step[0])
+
+
 def _base(value: object) -> tuple[Decimal | None, bool]:
     """A price as a plain ``Decimal`` (base tier of a tiered price), and if it was tiered."""
     from genai_prices.types import TieredPrices
@@ -150,9 +173,12 @@ def _base(value: object) -> tuple[Decimal | None, bool]:
     return value, False
 
 
-def _entry(genai_provider: str, model: object, at: datetime,
-           credits_per_usd: Decimal) -> CatalogueEntry | None:
-    model_price = _prices_at(model, at)
+def to_price_input(model_price: object, credits_per_usd: Decimal
+                   ) -> tuple[PriceInput, bool] | None:
+    """A genai-prices ``ModelPrice`` in credits, and whether it was tiered.
+
+    None when it has no per-token input or output price (an image or audio model).
+    """
     rates: dict[str, tuple[int, int] | None] = {}
     tiered = False
     for kind, key in (("input", "input_mtok"), ("output", "output_mtok"),
@@ -164,14 +190,23 @@ def _entry(genai_provider: str, model: object, at: datetime,
                                rates["cache_write"])
     if inp is None or out is None:
         return None
-    price = PriceInput(
+    return PriceInput(
         input_cost_credits=inp[0], per_input_tokens=inp[1],
         output_cost_credits=out[0], per_output_tokens=out[1],
         cached_input_cost_credits=cached[0] if cached else None,
         per_cached_input_tokens=cached[1] if cached else None,
         cache_write_cost_credits=write[0] if write else None,
         per_cache_write_tokens=write[1] if write else None,
-    )
+    ), tiered
+
+
+def entry_for(genai_provider: str, model: object, at: datetime,
+              credits_per_usd: Decimal) -> CatalogueEntry | None:
+    """The price in force at ``at`` of one genai-prices model, in credits."""
+    converted = to_price_input(_prices_at(model, at), credits_per_usd)
+    if converted is None:
+        return None
+    price, tiered = converted
     model_id: str = model.id  # type: ignore[attr-defined]
     name: str = model.name or model_id  # type: ignore[attr-defined]
     return CatalogueEntry(PROVIDER_IDS[genai_provider], model_id, name, price, tiered)
@@ -200,7 +235,7 @@ def default_catalogue(*, credits_per_usd: Decimal, at: datetime,
         for model in provider.models:
             if model.deprecated or not is_chat_model(provider.id, model.id):
                 continue
-            entry = _entry(provider.id, model, at, credits_per_usd)
+            entry = entry_for(provider.id, model, at, credits_per_usd)
             if entry is not None:
                 entries.append(entry)
     return sorted(entries, key=lambda e: (e.provider, e.model_id))
@@ -209,6 +244,7 @@ def default_catalogue(*, credits_per_usd: Decimal, at: datetime,
 # -- sync plan ----------------------------------------------------------------------------
 
 ADD, CHANGE, KEEP_MANUAL, KEEP_DELETED = "add", "change", "keep-manual", "keep-deleted"
+ALIAS = "alias"
 
 
 @dataclass(frozen=True)
@@ -225,7 +261,9 @@ class SyncChange:
 
     ``action`` is ``add`` (new model), ``change`` (price from genai-prices moved),
     ``keep-manual`` (an admin set this price by hand, so sync leaves it alone) or
-    ``keep-deleted`` (an admin deleted the model, so sync does not bring it back).
+    ``keep-deleted`` (an admin deleted the model, so sync does not bring it back) or
+    ``alias`` (a resolved alias whose price is already its matched model's). A ``change``
+    of a resolved alias carries the matched id in ``entry.matched_model_id``.
     """
 
     action: str

@@ -19,6 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from .accountant import Accountant, transaction
 from .accounting.money import MICRO, micro_to_credits
 from .accounting.pricing import is_free
@@ -31,7 +33,7 @@ from .errors import (
     UnknownModelError,
 )
 from .models import ModelPricingSchema
-from .storage import groups, prices, sponsors
+from .storage import aliases, groups, prices, sponsors
 from .storage.settings_store import budget_settings
 
 __all__ = [
@@ -59,16 +61,30 @@ class TokenTracker:
 
     def get_models(self, provider: str | None = None,
                    id: str | None = None) -> list[ModelPricingSchema]:
-        """Priced models, optionally of one provider and/or with one id."""
+        """Priced models, optionally of one provider and/or with one id.
+
+        An ``id`` without a price row (a dated snapshot such as ``gpt-4o-2024-08-06``)
+        is resolved through genai-prices' matching and recorded, as a request would.
+        """
+        now = self.accountant.clock()
+
+        def work(s: Session) -> list[ModelPricingSchema]:
+            rows = prices.list_prices(s, provider, id)
+            if not rows and id is not None:
+                found = (aliases.resolve_anywhere(s, id, now) if provider is None
+                         else [aliases.resolve_row(s, provider, id, now)])
+                rows = [r for r in found if r is not None]
+            return [ModelPricingSchema.model_validate(r) for r in rows]
         with transaction(self.db_engine.url) as s:
-            return [ModelPricingSchema.model_validate(r)
-                    for r in prices.list_prices(s, provider, id)]
+            return work(s)
 
     def is_paid(self, model_id: str) -> bool:
-        """True if using the model costs credits; ``UnknownModelError`` if it has no price."""
+        """True if using the model costs credits; ``UnknownModelError`` if it has no price
+        (neither a price row nor a genai-prices match)."""
         models = self.get_models(id=model_id)
         if not models:
-            raise UnknownModelError(f"model {model_id!r} has no price")
+            with transaction(self.db_engine.url) as s:
+                raise UnknownModelError(aliases.refusal_anywhere(s, model_id))
         return not all(is_free(m.price_input().to_price()) for m in models)
 
     def max_credits(self, user: dict[str, Any], sponsored_allowance_name: str | None = None,

@@ -46,7 +46,9 @@ def price() -> PriceInput:
 
 
 async def test_pipes_lists_the_providers_priced_models(priced, db_url):
-    pipe = make_pipe(OpenAITrackedPipe, db_url, FakeProvider())
+    """Without a readable models list (here: a refused key) the priced models are listed."""
+    pipe = make_pipe(OpenAITrackedPipe, db_url,
+                     FakeProvider(body("openai", "error_401.json", status=401)))
     models = await pipe.pipes()
     assert models == [{"id": "gpt-4o-mini", "name": "GPT-4o mini"},
                       {"id": "llama-free", "name": "Llama (free)"},

@@ -314,3 +314,21 @@ def test_unique_clash_missed_by_storage_is_409_not_500(client: TestClient) -> No
     assert r.status_code == 409, r.text
     assert [g["name"] for g in client.get("/api/v1/groups", headers=ADMIN).json()] == [
         "Research", "É"]
+
+
+def test_a_resolved_alias_is_a_price_row_admins_manage(client: TestClient,
+                                                       seeded: Engine) -> None:
+    Accountant(seeded).admit(user_id="u-alice", provider="openai",
+                             model_id="gpt-4o-2024-08-06", estimate=Usage(input_tokens=10),
+                             now=NOW)
+    alias = client.get("/api/v1/prices/openai/gpt-4o-2024-08-06", headers=ADMIN).json()
+    gpt = client.get("/api/v1/prices/openai/gpt-4o", headers=ADMIN).json()
+    assert (alias["source"], alias["matched_model_id"]) == ("genai-prices", "gpt-4o")
+    assert alias["input_cost_credits"] == gpt["input_cost_credits"]
+    assert gpt["matched_model_id"] is None
+    r = client.put("/api/v1/prices/openai/gpt-4o-2024-08-06", headers=ADMIN, json={
+        "input_cost_credits": 1, "per_input_tokens": 1000, "output_cost_credits": 2,
+        "per_output_tokens": 1000})
+    assert (r.json()["source"], r.json()["matched_model_id"]) == ("manual", None)
+    assert client.delete("/api/v1/prices/openai/gpt-4o-2024-08-06",
+                         headers=ADMIN).status_code == 204

@@ -19,6 +19,7 @@ from .credit_group import credit_group
 from .database import database
 from .init import init
 from .pricing import pricing
+from .pricing_resolve import resolve
 from .pricing_sync import sync
 from .serve import serve
 from .settings import settings
@@ -42,6 +43,7 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 
 pricing.add_command(sync)
+pricing.add_command(resolve)
 for command in (init, database, pricing, settings, credit_group, sponsored, user, usage,
                 balance, alerts, serve):
     cli.add_command(command)

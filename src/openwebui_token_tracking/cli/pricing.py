@@ -100,16 +100,20 @@ def summary(counts: Counter[str]) -> str:
 
 
 def show_prices(rows: Sequence[ModelPricing], as_json: bool) -> None:
+    """A table (or JSON); ``matched`` is the model a resolved alias matched."""
     if as_json:
         emit_json([{**PriceRecord.from_row(r).export(), "source": r.source,
-                    "updated_at": r.updated_at} for r in rows])
+                    "matched_model_id": r.matched_model_id, "updated_at": r.updated_at}
+                   for r in rows])
         return
     emit_table(
-        ["provider", "id", "name", "input", "output", "cached input", "cache write", "source"],
+        ["provider", "id", "name", "input", "output", "cached input", "cache write", "source",
+         "matched"],
         [[r.provider, r.id, r.name, rate(r.input_cost_credits, r.per_input_tokens),
           rate(r.output_cost_credits, r.per_output_tokens),
           rate(r.cached_input_cost_credits, r.per_cached_input_tokens),
-          rate(r.cache_write_cost_credits, r.per_cache_write_tokens), r.source] for r in rows],
+          rate(r.cache_write_cost_credits, r.per_cache_write_tokens), r.source,
+          r.matched_model_id] for r in rows],
         empty="No model prices.")
 
 
@@ -144,7 +148,8 @@ def get(model_id: str, provider: str | None, as_json: bool) -> None:
         rows = prices.list_prices(s, provider=provider, model_id=model_id)
     if not rows:
         of = f" of provider {provider!r}" if provider else ""
-        raise NotFoundError(f"no price for model {model_id!r}{of}; see `pricing list`")
+        raise NotFoundError(f"no price for model {model_id!r}{of}; see `pricing list`, or "
+                            f"`pricing resolve {model_id}` for the price it would get")
     show_prices(rows, as_json)
 
 
@@ -253,7 +258,11 @@ def update(model_id: str, provider: str, **options: Any) -> None:
 @click.option("-y", "--yes", is_flag=True, hidden=True, help="Accepted for 0.1.10 scripts.")
 @handles(NotFoundError, InvalidInputError)
 def delete(model_id: str, provider: str | None, yes: bool) -> None:
-    """Remove MODEL_ID of one provider: it can no longer be used (its history stays)."""
+    """Remove MODEL_ID of one provider: it can no longer be used (its history stays).
+
+    Ids resolved to it through genai-prices' matching (its dated snapshots) go with it,
+    and none of them is priced again by itself.
+    """
     with get_app().session() as s:
         rows = prices.list_prices(s, provider=provider, model_id=model_id)
         if not rows:
@@ -263,8 +272,9 @@ def delete(model_id: str, provider: str | None, yes: bool) -> None:
             raise InvalidInputError(
                 f"model {model_id!r} is priced by several providers "
                 f"({', '.join(r.provider for r in rows)}); give --provider")
-        prices.delete_price(s, provider=rows[0].provider, model_id=model_id)
-    click.echo(f"Deleted the price of {rows[0].provider}/{model_id}.")
+        aliases = prices.delete_price(s, provider=rows[0].provider, model_id=model_id)
+    also = f" and of its resolved aliases {', '.join(aliases)}" if aliases else ""
+    click.echo(f"Deleted the price of {rows[0].provider}/{model_id}{also}.")
 
 
 # -- files --------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ from ..errors import ProviderError, TokenTrackingError
 from ..providers.client import ProviderStream, complete, open_stream
 from ..providers.estimate import prompt_tokens
 from ..providers.protocol import Completion, WireProtocol
+from ..storage.aliases import usable_ids
 from ..storage.prices import list_prices
 from .billing import Bill
 from .chunks import ThinkTags, completion, status_line, usage_chunk
 from .context import RequestContext
+from .model_list import ServedModels, listed
 from .valves import PipeSettings, PipeValves, resolve
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class TrackedPipe:
         self.valves = self.Valves()
         self._accountants: dict[str, Accountant] = {}
         self._client: httpx.AsyncClient | None = None
+        self._served = ServedModels()
 
     # -- configuration -------------------------------------------------------------------
 
@@ -78,9 +81,18 @@ class TrackedPipe:
     # -- Open WebUI entry points ---------------------------------------------------------
 
     async def pipes(self) -> list[dict[str, str]]:
-        """The provider's priced models, as Open WebUI lists a manifold's models."""
+        """The models Open WebUI lists for this pipe: those the provider serves that have
+        or resolve to a price (``model_list``); the priced models when the provider's
+        list cannot be read."""
         settings = self.settings()
         acc = await self.accountant(settings)
+        now = self.clock()
+        served = await self._served.get(await self.client(settings), self.protocol,
+                                        settings.connection, settings.provider, now)
+        if served is not None:
+            usable = await asyncio.to_thread(acc.run, lambda s: usable_ids(
+                s, settings.provider, [m.id for m in served], now), read_only=True)
+            return listed(served, usable)
         rows = await asyncio.to_thread(acc.run, lambda s: [
             (r.id, r.name) for r in list_prices(s, provider=settings.provider)])
         return [{"id": model_id, "name": name or model_id} for model_id, name in rows]

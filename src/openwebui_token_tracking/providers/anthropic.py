@@ -30,7 +30,10 @@ from .protocol import (
     Connection,
     Delta,
     HTTPCall,
+    ModelPage,
+    ServedModel,
     join_url,
+    listed_models,
     loads_event,
     token_count,
 )
@@ -171,6 +174,23 @@ class Anthropic:
 
     def stream_parser(self) -> AnthropicStreamParser:
         return AnthropicStreamParser()
+
+    def models_call(self, conn: Connection, page: str | None) -> HTTPCall:
+        """``GET /v1/models``, paged by ``after_id``."""
+        headers = {"anthropic-version": API_VERSION}
+        if conn.api_key:
+            headers[conn.auth_header or "x-api-key"] = conn.api_key
+        params = {**conn.query, "limit": "1000"}
+        if page:
+            params["after_id"] = page
+        return HTTPCall(join_url(conn.base_url, "models"), headers, {}, params, method="GET")
+
+    def parse_models(self, data: Mapping[str, Any]) -> ModelPage:
+        models = [ServedModel(str(m["id"]), m.get("display_name") or None)
+                  for m in listed_models(data, "data", self.name)
+                  if isinstance(m.get("id"), str)]
+        last = data.get("last_id")
+        return ModelPage(models, str(last) if data.get("has_more") and last else None)
 
 
 PROTOCOL = Anthropic()

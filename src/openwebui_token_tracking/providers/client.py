@@ -14,13 +14,22 @@ import httpx
 from ..accounting.usage import Usage
 from ..errors import ProviderError
 from .errors import map_http_errors, raise_for_status
-from .protocol import Completion, Delta, HTTPCall, StreamParser, WireProtocol
+from .protocol import (
+    Completion,
+    Connection,
+    Delta,
+    HTTPCall,
+    ServedModel,
+    StreamParser,
+    WireProtocol,
+)
 from .sse import aiter_sse
 
 
-def _request(client: httpx.AsyncClient, call: HTTPCall) -> httpx.Request:
-    return client.build_request("POST", call.url, headers=call.headers, params=call.params,
-                                json=call.json)
+def _request(client: httpx.AsyncClient, call: HTTPCall, **options: Any) -> httpx.Request:
+    return client.build_request(call.method, call.url, headers=call.headers,
+                                params=call.params,
+                                json=call.json if call.method == "POST" else None, **options)
 
 
 async def complete(client: httpx.AsyncClient, protocol: WireProtocol, call: HTTPCall,
@@ -37,6 +46,35 @@ async def complete(client: httpx.AsyncClient, protocol: WireProtocol, call: HTTP
     if not isinstance(data, dict):
         raise ProviderError(f"{provider} answered with unexpected JSON: {str(data)[:200]}")
     return protocol.parse_completion(data)
+
+
+MAX_MODEL_PAGES = 10
+
+
+async def list_models(client: httpx.AsyncClient, protocol: WireProtocol, conn: Connection,
+                      provider: str, timeout_s: float) -> list[ServedModel]:
+    """The chat models the server lists, every page; ``ProviderError`` on any failure."""
+    models: list[ServedModel] = []
+    page: str | None = None
+    for _ in range(MAX_MODEL_PAGES):
+        call = protocol.models_call(conn, page)
+        with map_http_errors(provider):
+            response = await client.send(_request(client, call, timeout=timeout_s))
+        await raise_for_status(response, provider)
+        try:
+            data: Any = response.json()
+        except ValueError as exc:
+            raise ProviderError(f"{provider} listed its models in a body that is not JSON: "
+                                f"{response.text[:200]!r}") from exc
+        if not isinstance(data, dict):
+            raise ProviderError(f"{provider} listed its models as unexpected JSON: "
+                                f"{str(data)[:200]}")
+        listed = protocol.parse_models(data)
+        models.extend(listed.models)
+        page = listed.next_page
+        if not page:
+            break
+    return models
 
 
 class ProviderStream:

@@ -22,7 +22,10 @@ from .protocol import (
     Connection,
     Delta,
     HTTPCall,
+    ModelPage,
+    ServedModel,
     join_url,
+    listed_models,
     loads_event,
     token_count,
 )
@@ -157,6 +160,27 @@ class Gemini:
 
     def stream_parser(self) -> GeminiStreamParser:
         return GeminiStreamParser()
+
+    def models_call(self, conn: Connection, page: str | None) -> HTTPCall:
+        """``GET models``, paged by ``pageToken``."""
+        headers = {}
+        if conn.api_key:
+            headers[conn.auth_header or "x-goog-api-key"] = conn.api_key
+        params = {**conn.query, "pageSize": "1000"}
+        if page:
+            params["pageToken"] = page
+        return HTTPCall(join_url(conn.base_url, "models"), headers, {}, params, method="GET")
+
+    def parse_models(self, data: Mapping[str, Any]) -> ModelPage:
+        """Models that answer ``generateContent``; ``models/gemini-2.0-flash-001`` is
+        listed as ``gemini-2.0-flash-001``, the id requests use."""
+        models = [ServedModel(str(m["name"]).removeprefix("models/"),
+                              m.get("displayName") or None)
+                  for m in listed_models(data, "models", self.name)
+                  if isinstance(m.get("name"), str)
+                  and "generateContent" in (m.get("supportedGenerationMethods") or [])]
+        token = data.get("nextPageToken")
+        return ModelPage(models, str(token) if token else None)
 
 
 PROTOCOL = Gemini()

@@ -75,4 +75,11 @@ class Mistral(OpenAIChat):
         payload["stream"] = stream
         return payload
 
+    def serves_chat(self, entry: Mapping[str, Any]) -> bool:
+        """Mistral's list says: ``capabilities.completion_chat`` (false for embeddings,
+        OCR, moderation)."""
+        capabilities = entry.get("capabilities")
+        return not isinstance(capabilities, Mapping) or \
+            capabilities.get("completion_chat") is not False
+
 PROTOCOL = Mistral()

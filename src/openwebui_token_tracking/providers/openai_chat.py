@@ -23,7 +23,10 @@ from .protocol import (
     Connection,
     Delta,
     HTTPCall,
+    ModelPage,
+    ServedModel,
     join_url,
+    listed_models,
     loads_event,
     token_count,
 )
@@ -164,6 +167,21 @@ class OpenAIChat:
 
     def stream_parser(self) -> OpenAIStreamParser:
         return OpenAIStreamParser(self.name, self.read_usage, self.read_delta)
+
+    def models_call(self, conn: Connection, page: str | None) -> HTTPCall:
+        """``GET /models`` (OpenAI lists every model on one page)."""
+        headers = {k: v for k, v in self.headers(conn).items() if k != "Content-Type"}
+        return HTTPCall(join_url(conn.base_url, "models"), headers, {}, dict(conn.query),
+                        method="GET")
+
+    def serves_chat(self, entry: Mapping[str, Any]) -> bool:
+        """OpenAI's list does not say; the pricing decides which ids are chat models."""
+        return True
+
+    def parse_models(self, data: Mapping[str, Any]) -> ModelPage:
+        return ModelPage([ServedModel(str(m["id"])) for m in
+                          listed_models(data, "data", self.name)
+                          if isinstance(m.get("id"), str) and self.serves_chat(m)])
 
 
 PROTOCOL = OpenAIChat()

@@ -35,12 +35,29 @@ class Connection:
 
 @dataclass(frozen=True)
 class HTTPCall:
-    """One POST to send."""
+    """One request to send: a POST of ``json``, or a GET (``json`` unused)."""
 
     url: str
     headers: dict[str, str]
     json: dict[str, Any]
     params: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model the provider's models endpoint lists; ``name`` its display name, if any."""
+
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    """One page of a models list; ``next_page`` the token of the next, None at the end."""
+
+    models: list[ServedModel]
+    next_page: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +107,14 @@ class WireProtocol(Protocol):
 
     def stream_parser(self) -> StreamParser: ...
 
+    def models_call(self, conn: Connection, page: str | None) -> HTTPCall:
+        """The GET listing the models the server serves (``page``: a next-page token)."""
+        ...
+
+    def parse_models(self, data: Mapping[str, Any]) -> ModelPage:
+        """The chat models of one page of the models list."""
+        ...
+
 
 def join_url(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
@@ -109,3 +134,14 @@ def loads_event(data: str, provider: str) -> Any:
     except ValueError as exc:
         raise ProviderError(f"{provider} sent a stream event that is not JSON: "
                             f"{data[:200]!r}") from exc
+
+
+def listed_models(data: Mapping[str, Any], key: str, provider: str) -> list[Mapping[str, Any]]:
+    """The entries of a models list under ``key``; ``ProviderError`` when the list itself
+    is missing (an unexpected body, e.g. a server without a models endpoint)."""
+    entries = data.get(key)
+    if not isinstance(entries, list):
+        raise ProviderError(f"{provider} listed its models without a {key!r} list: "
+                            f"{json.dumps(data)[:200]}")
+    return [e for e in entries if isinstance(e, Mapping)]
+

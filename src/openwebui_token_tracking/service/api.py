@@ -257,7 +257,8 @@ def delete_allowance(name: str, st: State, _: AdminWrite) -> Response:
 def _price_out(p: ModelPricing) -> PriceOut:
     return PriceOut(
         provider=p.provider, model_id=p.id, name=p.name, source=p.source,
-        updated_at=p.updated_at, **prices.PriceInput.from_row(p).as_columns())  # type: ignore[arg-type]
+        updated_at=p.updated_at, matched_model_id=p.matched_model_id,
+        **prices.PriceInput.from_row(p).as_columns())  # type: ignore[arg-type]
 
 
 @router.get("/prices", response_model=list[PriceOut], tags=["prices"])

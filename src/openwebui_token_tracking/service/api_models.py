@@ -205,6 +205,8 @@ class PriceOut(BaseModel):
     per_cache_write_tokens: int | None
     source: str
     updated_at: datetime | None
+    matched_model_id: str | None = Field(
+        default=None, description="a resolved alias (dated id): the model it matched")
 
 
 class SettingOut(BaseModel):

@@ -36,8 +36,8 @@ from ..errors import (
     AllowanceExpiredError,
     InvalidInputError,
     ModelNotCoveredError,
-    UnknownModelError,
 )
+from .aliases import resolve_price
 from .counters import (
     SPONSOR_TOTAL,
     SPONSOR_USER,
@@ -86,13 +86,10 @@ def check_allowance_usable(allowance: SponsoredAllowance, model_id: str, now: da
 
 
 def require_price(session: Session, provider: str, model_id: str, now: datetime) -> Price:
+    """The price in force; a model id without one is resolved through genai-prices'
+    matching once (``aliases.resolve_price``) or refused with ``UnknownModelError``."""
     price = price_at(session, provider, model_id, now)
-    if price is None:
-        raise UnknownModelError(
-            f"model {model_id!r} of provider {provider!r} has no price, so it cannot be "
-            "used; an admin must price it first (owui-token-tracking pricing add)"
-        )
-    return price
+    return price if price is not None else resolve_price(session, provider, model_id, now)
 
 
 def reserve(

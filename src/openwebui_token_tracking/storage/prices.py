@@ -14,6 +14,8 @@ from ..errors import InvalidInputError, NotFoundError
 from .schema import ModelPricing, PriceHistory
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GENAI_SOURCE = "genai-prices"
+"""``source`` of a price written from genai-prices' data (an admin's is ``manual``)."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,14 @@ def set_price(
     now: datetime,
     effective_from: datetime | None = None,
     source: str = "manual",
+    matched_model_id: str | None = None,
 ) -> ModelPricing:
     """Create or change a model's price from ``effective_from`` (default ``now``) on.
 
     Usage already charged keeps its charge; the old price stays in the history.
+    ``matched_model_id`` marks a resolved alias (see ``storage.aliases``); any other
+    write clears it. A changed price also changes, from the same instant, the resolved
+    aliases of this model that still follow it (source ``genai-prices``).
     """
     if not provider or not model_id:
         raise InvalidInputError("provider and model id must not be empty")
@@ -98,6 +104,7 @@ def set_price(
     for key, value in price.as_columns().items():
         setattr(row, key, value)
     row.source = source
+    row.matched_model_id = matched_model_id
     row.updated_at = now
     if changed:
         existing = session.scalar(
@@ -114,16 +121,39 @@ def set_price(
             setattr(existing, key, value)
         existing.source = source
     session.flush()
+    if changed:
+        for alias in following_aliases(session, provider, model_id):
+            set_price(session, provider=provider, model_id=alias.id, name=None, price=price,
+                      now=now, effective_from=start, source=GENAI_SOURCE,
+                      matched_model_id=model_id)
     return row
 
 
-def delete_price(session: Session, *, provider: str, model_id: str) -> None:
-    """Remove a model from the catalogue: it can no longer be used or charged."""
+def following_aliases(session: Session, provider: str, model_id: str) -> list[ModelPricing]:
+    """Ids resolved to this model through genai-prices' matching that still follow its
+    price (an admin's own price for an alias, source ``manual``, does not)."""
+    return list(session.scalars(sa.select(ModelPricing).where(
+        ModelPricing.provider == provider, ModelPricing.matched_model_id == model_id,
+        ModelPricing.source == GENAI_SOURCE, ModelPricing.id != model_id,
+    ).order_by(ModelPricing.id)))
+
+
+def delete_price(session: Session, *, provider: str, model_id: str) -> list[str]:
+    """Remove a model from the catalogue: it can no longer be used or charged.
+
+    Its resolved aliases that follow its price go with it (they were priced only
+    because they match it); returns their ids. Their history stays, so none is
+    resolved again by itself.
+    """
     row = session.get(ModelPricing, (provider, model_id))
     if row is None:
         raise NotFoundError(f"no price for model {model_id!r} of provider {provider!r}")
+    aliases = following_aliases(session, provider, model_id)
+    for alias in aliases:
+        session.delete(alias)
     session.delete(row)
     session.flush()
+    return [alias.id for alias in aliases]
 
 
 _history = cast(sa.Table, PriceHistory.__table__)

@@ -61,6 +61,9 @@ class ModelPricing(_Rates, Base):
     source: Mapped[str] = mapped_column(sa.String(32), server_default="manual")
     """Where the current price came from: ``manual`` (an admin) or ``genai-prices``."""
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    matched_model_id: Mapped[str | None] = mapped_column(sa.String(255))
+    """For a row priced through genai-prices' model matching (a dated snapshot id like
+    ``gpt-4o-2024-08-06``): the model it matched (``gpt-4o``). NULL otherwise."""
 
 
 class PriceHistory(_Rates, Base):

@@ -1,7 +1,7 @@
 """Budget alerts: each counter remembers its limit; alert events and their outbox.
 
 Revision ID: 0df71eeb15d9
-Revises: 3c9d5e7f1a2b
+Revises: 6e1fab09690d
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0df71eeb15d9"
-down_revision: str | None = "3c9d5e7f1a2b"
+down_revision: str | None = "6e1fab09690d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
