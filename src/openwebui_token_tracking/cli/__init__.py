@@ -17,6 +17,7 @@ from ._app import PROG, App, Group
 from .credit_group import credit_group
 from .database import database
 from .init import init
+from .keys import keys
 from .pricing import pricing
 from .pricing_sync import sync
 from .serve import serve
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 pricing.add_command(sync)
 for command in (init, database, pricing, settings, credit_group, sponsored, user, usage,
-                balance, serve):
+                balance, keys, serve):
     cli.add_command(command)
 
 

@@ -18,15 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import TokenTrackingError, UnknownModelError
 from ..openwebui.sponsorship import AllowanceBinding, binding_from_metadata, resolve_binding
 from ..storage import openwebui_access as owui
 from ..storage.ledger import check_allowance_usable
+from ..storage.openwebui_access import optional_read
 from ..storage.prices import list_prices
 from .config import Upstream
 
@@ -57,19 +56,6 @@ class Snapshot:
     aliases: dict[str, Listed]
     """``<provider>/<id>`` of every priced model."""
     expires: float
-
-
-T = TypeVar("T")
-
-
-def optional_read(session: Session, work: Callable[[Session], T]) -> T | None:
-    """``work`` on Open WebUI's tables in a session of its own; None when they are not
-    there (a failed statement must not abort the caller's transaction)."""
-    try:
-        with Session(session.get_bind()) as own:
-            return work(own)
-    except SQLAlchemyError:
-        return None
 
 
 def _binding(model: owui.WorkspaceModel) -> AllowanceBinding | None:

@@ -22,7 +22,7 @@ from ..gateway.config import Upstream
 from ..gateway.router import router as gateway_router
 from ..gateway.service import Gateway
 from ..storage.engine import get_engine
-from . import api, forms, pages
+from . import api, forms, keys_api, pages
 from .auth import Authenticator, AuthError
 from .deps import ServiceState, status_of
 from .formatting import install_filters
@@ -112,6 +112,7 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
     )
     _install_handlers(app, templates)
     app.include_router(api.router)
+    app.include_router(keys_api.router)
     app.include_router(gateway_router)
     app.include_router(pages.router)
     app.include_router(forms.router)

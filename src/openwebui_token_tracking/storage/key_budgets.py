@@ -154,3 +154,41 @@ def clear_budget(session: Session, api_key_id: str) -> None:
         budgets.c.key_id == check_key_id(api_key_id)))
     if not deleted.rowcount:  # type: ignore[attr-defined]
         raise NotFoundError(f"key {api_key_id} has no budget")
+
+
+def openwebui_keys(session: Session, user_id: str | None) -> list[tuple[str, str]]:
+    """(key id, owner) of the API keys in Open WebUI's ``api_key`` table (hashed here,
+    never returned), in a session of its own; empty when this database has no such table."""
+    from .openwebui_access import api_key_table, optional_read
+
+    query = sa.select(api_key_table.c.key, api_key_table.c.user_id)
+    if user_id is not None:
+        query = query.where(api_key_table.c.user_id == user_id)
+    return optional_read(session, lambda own: [(key_id(k), str(u))
+                                               for k, u in own.execute(query)]) or []
+
+
+@dataclass(frozen=True)
+class KeyOverview:
+    state: KeyState
+    current: bool
+    """The owner's current Open WebUI key (a key seen only in the ledger was replaced)."""
+
+
+def key_overview(session: Session, user_id: str | None, now: datetime,
+                 settings: BudgetSettings) -> list[KeyOverview]:
+    """Every key of a user (None: of everyone) with its cap and spend this window."""
+    current = set(openwebui_keys(session, user_id))
+    keys = sorted(set(known_keys(session, user_id)) | current)
+    return [KeyOverview(s, (s.key_id, s.user_id) in current)
+            for s in key_states(session, keys, now, settings)]
+
+
+def owner_of(session: Session, api_key_id: str) -> str:
+    """The user a key belongs to, from its budget, the ledger or Open WebUI's keys."""
+    api_key_id = check_key_id(api_key_id)
+    for kid, owner in [*known_keys(session, None), *openwebui_keys(session, None)]:
+        if kid == api_key_id:
+            return owner
+    raise NotFoundError(f"no API key {api_key_id} is known (not in Open WebUI's keys, "
+                        "never used, no budget)")

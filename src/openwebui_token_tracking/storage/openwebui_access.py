@@ -15,14 +15,19 @@ Open WebUI does not have it".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from .engine import read_only_options
 from .openwebui_tables import user_table
+
+T = TypeVar("T")
 
 access_metadata = sa.MetaData()
 
@@ -71,6 +76,20 @@ group_member_table = sa.Table(
     sa.Column("group_id", sa.Text, nullable=False),
     sa.Column("user_id", sa.Text, nullable=False),
 )
+
+
+def optional_read(session: Session, work: Callable[[Session], T]) -> T | None:
+    """``work`` on Open WebUI's tables in a read-only session of its own; None when the
+    tables are not there (a failed statement must not abort the caller's transaction,
+    and a read must not wait for the caller's SQLite write lock)."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    try:
+        with Session(engine) as own:
+            own.connection(execution_options=read_only_options(engine))
+            return work(own)
+    except sa.exc.SQLAlchemyError:
+        return None
 
 
 @dataclass(frozen=True)
