@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import openai
 import pytest
 from gw_support import ALICE_KEY, MODEL_OF, PAID, ledger, messages, reservations
 
@@ -19,13 +18,10 @@ STREAM_USAGE = {
 }
 
 
-def client(url: str, key: str = ALICE_KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
-
 
 @pytest.mark.parametrize("provider", list(MODEL_OF))
-def test_stream_per_protocol_with_usage_chunk(gateway_url, gw_engine, upstream, provider):
-    stream = client(gateway_url).chat.completions.create(
+def test_stream_per_protocol_with_usage_chunk(oai, gateway_url, gw_engine, upstream, provider):
+    stream = oai().chat.completions.create(
         model=MODEL_OF[provider], messages=messages(), stream=True,
         stream_options={"include_usage": True})
     chunks = list(stream)
@@ -49,8 +45,8 @@ def test_stream_per_protocol_with_usage_chunk(gateway_url, gw_engine, upstream, 
 
 
 @pytest.mark.parametrize("provider", list(MODEL_OF))
-def test_non_stream_per_protocol(gateway_url, gw_engine, provider):
-    answer = client(gateway_url).chat.completions.create(
+def test_non_stream_per_protocol(oai, gateway_url, gw_engine, provider):
+    answer = oai().chat.completions.create(
         model=MODEL_OF[provider], messages=messages())
     assert answer.object == "chat.completion"
     assert answer.choices[0].message.content
@@ -62,8 +58,8 @@ def test_non_stream_per_protocol(gateway_url, gw_engine, provider):
     assert answer.usage.completion_tokens == row.output_tokens + row.reasoning_tokens
 
 
-def test_no_usage_chunk_unless_asked(gateway_url, gw_engine):
-    chunks = list(client(gateway_url).chat.completions.create(
+def test_no_usage_chunk_unless_asked(oai, gateway_url, gw_engine):
+    chunks = list(oai().chat.completions.create(
         model="gpt-4o-mini", messages=messages(), stream=True))
     assert all(c.usage is None for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
