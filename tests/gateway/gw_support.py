@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from openwebui_token_tracking.storage.prices import PriceInput, set_price
 from openwebui_token_tracking.storage.schema import Reservation, TokenUsageLog
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 SECRET = "webui-secret-for-gateway-tests"
 KEYS = {"u-alice": "sk-alice0000000000000000000000001", "u-bob": "sk-bob00000000000000000000000002",
         "u-admin": "sk-admin000000000000000000000003"}
