@@ -69,6 +69,9 @@ class FakeUpstream:
                 break
         path: str = scope["path"]
         protocol = path.strip("/").split("/")[0]
+        if protocol not in STREAM:
+            await self._send(send, 404, "text/plain", [b"no such protocol"])
+            return
         body = json.loads(raw or b"{}")
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.requests.append((path, body, headers))
