@@ -24,6 +24,7 @@ from ..accounting.budget import window_for
 from ..accounting.money import micro_to_credits
 from ..errors import DailyTokenLimitExceededError, InvalidInputError, NotFoundError
 from .counters import API_KEY, CounterKey, Limit, balance_of
+from .openwebui_access import api_key_table, optional_read
 from .schema import KeyBudget, TokenUsageLog
 from .settings_store import BudgetSettings
 
@@ -159,8 +160,6 @@ def clear_budget(session: Session, api_key_id: str) -> None:
 def openwebui_keys(session: Session, user_id: str | None) -> list[tuple[str, str]]:
     """(key id, owner) of the API keys in Open WebUI's ``api_key`` table (hashed here,
     never returned), in a session of its own; empty when this database has no such table."""
-    from .openwebui_access import api_key_table, optional_read
-
     query = sa.select(api_key_table.c.key, api_key_table.c.user_id)
     if user_id is not None:
         query = query.where(api_key_table.c.user_id == user_id)
