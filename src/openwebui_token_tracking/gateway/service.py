@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ..accountant import Accountant
 from ..errors import ProviderError
 from ..metering import GATEWAY, Bill, MeteredRequest, finish, metered_deltas, send
+from ..openwebui.context import user_timezone
 from ..openwebui.sponsorship import resolve_binding
 from ..providers.client import ProviderStream
 from ..providers.estimate import prompt_tokens
@@ -40,25 +41,21 @@ CALLER_TTL = 10.0
 """Seconds a resolved token is trusted before Open WebUI's tables are read again (a
 revoked key keeps working at most this long)."""
 MAX_CACHED_CALLERS = 10_000
-UTC = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
 class Caller:
+    """Who calls: the user charged, their zone (for refusals) and key (for its budget)."""
+
     user_id: str
     is_admin: bool
     timezone: ZoneInfo
     api_key_id: str | None
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name.strip()) if name and name.strip() else UTC
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
 class Gateway:
+    """The ``/v1`` endpoint's state: upstream clients, the catalogue, caller cache."""
+
     def __init__(self, accountant: Accountant, auth: Authenticator,
                  upstreams: list[Upstream],
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -94,8 +91,8 @@ class Gateway:
                             "call models with an Open WebUI API key", 403)
         zone = self.accountant.run(lambda s: user_timezone_name(s, principal.user_id),
                                    read_only=True)
-        return Caller(principal.user_id, principal.is_admin, _zone(zone),
-                      principal.api_key_id)
+        return Caller(principal.user_id, principal.is_admin,
+                      user_timezone({"timezone": zone}), principal.api_key_id)
 
     def _listed(self, model: str, caller: Caller) -> Listed:
         """The model, after checking a workspace model is open to the caller."""
