@@ -1,10 +1,15 @@
 """``/v1``: the OpenAI-compatible metered endpoint (``GET /v1/models``,
-``POST /v1/chat/completions``). Every error is an OpenAI-style error body."""
+``POST /v1/chat/completions``). Every error is an OpenAI-style error body.
+
+Plain Starlette routes (no FastAPI dependency resolution or response model on the hot
+path); they are not part of the service's OpenAPI document (OpenAI's API is the spec).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from ..errors import TokenTrackingError
 from ..service.auth import AuthError
@@ -12,14 +17,11 @@ from .errors import to_response
 from .requests import parse_chat
 from .service import Gateway
 
-router = APIRouter(prefix="/v1", include_in_schema=False)
-
 
 def gateway(request: Request) -> Gateway:
     return request.app.state.gateway  # type: ignore[no-any-return]
 
 
-@router.get("/models")
 async def list_models(request: Request) -> Response:
     gw = gateway(request)
     try:
@@ -28,7 +30,6 @@ async def list_models(request: Request) -> Response:
         return to_response(exc)
 
 
-@router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     gw = gateway(request)
     try:
@@ -36,3 +37,7 @@ async def chat_completions(request: Request) -> Response:
         return await gw.chat(caller, parse_chat(await request.body()))
     except (TokenTrackingError, AuthError) as exc:
         return to_response(exc)
+
+
+routes = [Route("/v1/models", list_models, methods=["GET"]),
+          Route("/v1/chat/completions", chat_completions, methods=["POST"])]

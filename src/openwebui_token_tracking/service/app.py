@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from ..accountant import Accountant, utcnow
 from ..errors import DatabaseError, TokenTrackingError
 from ..gateway.config import Upstream
-from ..gateway.router import router as gateway_router
+from ..gateway.router import routes as gateway_routes
 from ..gateway.service import Gateway
 from ..storage.engine import get_engine
 from . import api, forms, keys_api, pages
@@ -113,7 +113,7 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
     _install_handlers(app, templates)
     app.include_router(api.router)
     app.include_router(keys_api.router)
-    app.include_router(gateway_router)
+    app.router.routes.extend(gateway_routes)
     app.include_router(pages.router)
     app.include_router(forms.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
