@@ -151,8 +151,13 @@ class Accountant:
               allowance_name: str | None = None,
               allowance_id: str | uuid.UUID | None = None, enforce: bool = True,
               chat_id: str | None = None, message_id: str | None = None,
-              task: str | None = None, now: datetime | None = None) -> Admitted:
-        """Reserve the estimated cost or raise a ``TokenLimitExceededError``."""
+              task: str | None = None, now: datetime | None = None,
+              api_key_id: str | None = None, entry_point: str | None = None) -> Admitted:
+        """Reserve the estimated cost or raise a ``TokenLimitExceededError``.
+
+        ``api_key_id``: the caller's key (a capped key is one more limit);
+        ``entry_point``: pipe, filter or gateway, recorded on the row and refusal counts.
+        """
         now = now or self.clock()
 
         def work(session: Session) -> Admitted:
@@ -160,14 +165,15 @@ class Accountant:
             return ledger.reserve(
                 session, user_id=user_id, provider=provider, model_id=model_id,
                 estimate=estimate, now=now, allowance=allowance, enforce=enforce,
-                chat_id=chat_id, message_id=message_id, task=task)
+                chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
+                entry_point=entry_point)
         self._maybe_sweep(now)
         try:
             return self.run(work)
         except TokenTrackingError as exc:
             reason = refusals.reason_of(exc)
             if reason is not None:
-                self._count_refusal(now, reason, provider, model_id)
+                self._count_refusal(now, reason, provider, model_id, entry_point)
             raise
 
     def _maybe_sweep(self, now: datetime) -> None:
@@ -180,11 +186,13 @@ class Accountant:
         self._last_sweep = now
         self.run(lambda s: ledger.settle_expired(s, now))
 
-    def _count_refusal(self, now: datetime, reason: str, provider: str, model_id: str) -> None:
+    def _count_refusal(self, now: datetime, reason: str, provider: str, model_id: str,
+                       entry_point: str | None = None) -> None:
         """Count a refusal for metrics; never let counting hide the refusal itself."""
         try:
             self.run(lambda s: refusals.record_refusal(
-                s, now=now, reason=reason, provider=provider, model_id=model_id))
+                s, now=now, reason=reason, provider=provider, model_id=model_id,
+                entry_point=entry_point))
         except DatabaseError:
             logger.exception("could not count a refused request")
 
@@ -202,7 +210,8 @@ class Accountant:
                allowance_name: str | None = None,
                allowance_id: str | uuid.UUID | None = None, status: str = "completed",
                chat_id: str | None = None, message_id: str | None = None,
-               task: str | None = None, now: datetime | None = None) -> int | None:
+               task: str | None = None, now: datetime | None = None,
+               entry_point: str | None = None) -> int | None:
         """Charge usage that was not reserved (no limit check: it is already spent)."""
         now = now or self.clock()
 
@@ -211,7 +220,7 @@ class Accountant:
             return ledger.record_usage(
                 session, user_id=user_id, provider=provider, model_id=model_id, usage=usage,
                 now=now, allowance=allowance, status=status, chat_id=chat_id,
-                message_id=message_id, task=task)
+                message_id=message_id, task=task, entry_point=entry_point)
         return self.run(work)
 
     def balance(self, user_id: str, *, allowance_name: str | None = None,

@@ -269,9 +269,13 @@ def test_metrics(client: TestClient) -> None:
     r = client.get("/metrics", headers=ADMIN)
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    assert 'tt_credits_charged_total{provider="openai",model="gpt-4o"} 440.000000' in text
-    assert 'tt_tokens_charged_total{provider="openai",model="gpt-4o",kind="input"} 220000' in text
-    assert 'tt_requests_charged_total{provider="openrouter",model="meta/llama-3"} 1' in text
+    # rows recorded without an entry point (the 0.1.10 API) are labelled unknown
+    assert ('tt_credits_charged_total{provider="openai",model="gpt-4o",'
+            'entry_point="unknown"} 440.000000') in text
+    assert ('tt_tokens_charged_total{provider="openai",model="gpt-4o",entry_point="unknown",'
+            'kind="input"} 220000') in text
+    assert ('tt_requests_charged_total{provider="openrouter",model="meta/llama-3",'
+            'entry_point="unknown"} 1') in text
     assert 'tt_sponsored_allowance_remaining_credits{allowance="Course"} 80.000000' in text
     assert "tt_reservations_open 0" in text
     assert "# TYPE tt_requests_refused_total counter" in text
@@ -288,9 +292,9 @@ def test_metrics_count_refusals_by_reason(client: TestClient, seeded: Engine) ->
                    estimate=Usage(input_tokens=10**9), now=NOW)
     text = client.get("/metrics", headers=ADMIN).text
     assert ('tt_requests_refused_total{reason="unpriced_model",provider="openai",'
-            'model="no-such-model"} 2') in text
+            'model="no-such-model",entry_point="unknown"} 2') in text
     assert ('tt_requests_refused_total{reason="user_limit",provider="openai",'
-            'model="gpt-4o"} 1') in text
+            'model="gpt-4o",entry_point="unknown"} 1') in text
 
 
 def test_metrics_count_open_reservations(client: TestClient, seeded: Engine) -> None:

@@ -18,6 +18,7 @@ from .alerts import alerts
 from .credit_group import credit_group
 from .database import database
 from .init import init
+from .keys import keys
 from .pricing import pricing
 from .pricing_resolve import resolve
 from .pricing_sync import sync
@@ -45,7 +46,7 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 pricing.add_command(sync)
 pricing.add_command(resolve)
 for command in (init, database, pricing, settings, credit_group, sponsored, user, usage,
-                balance, alerts, serve):
+                balance, alerts, keys, serve):
     cli.add_command(command)
 
 

@@ -16,9 +16,15 @@ from ._app import get_app, handles
               help="Load a demo data set (only into an empty ledger) to see real pages at once.")
 @click.option("--admin-token", envvar="TOKEN_TRACKING_ADMIN_TOKEN", show_envvar=True,
               help="Static admin token for signing in (with --demo a random one is made).")
+@click.option("--gateway-config", envvar="TOKEN_TRACKING_GATEWAY_CONFIG", show_envvar=True,
+              type=click.Path(dir_okay=False),
+              help="TOML file of the /v1 gateway's upstreams (default: provider API keys "
+                   "in the environment).")
 @handles()
-def serve(host: str, port: int, demo: bool, admin_token: str | None) -> None:
-    """Serve the admin and personal dashboards, the JSON API and /metrics.
+def serve(host: str, port: int, demo: bool, admin_token: str | None,
+          gateway_config: str | None) -> None:
+    """Serve the admin and personal dashboards, the JSON API, /metrics and the metered
+    OpenAI-compatible endpoint /v1.
 
     Without DATABASE_URL it runs on the embedded SQLite database DATA_DIR/webui.db
     (./data/webui.db), which it creates and initialises.
@@ -34,4 +40,5 @@ def serve(host: str, port: int, demo: bool, admin_token: str | None) -> None:
         click.echo(f"Demo admin token: {admin_token}")
     if admin_token:
         click.echo(f"Sign in at http://{host}:{port}/login with the admin token.")
-    run_service(host, port, get_app().database_url, demo, admin_token=admin_token)
+    run_service(host, port, get_app().database_url, demo, admin_token=admin_token,
+                gateway_config=gateway_config)

@@ -36,7 +36,8 @@ from pydantic import BaseModel, Field
 from ..accountant import Accountant
 from ..accounting.usage import Usage
 from ..errors import TokenTrackingError
-from ..openwebui.billing import Bill
+from ..metering import FILTER
+from ..openwebui.billing import bill_for
 from ..openwebui.context import RequestContext, task_of, user_timezone
 from ..openwebui.sponsorship import binding_from_metadata, resolve_binding
 from ..openwebui.valves import DEFAULT_OUTPUT_ESTIMATE, SECRET
@@ -107,10 +108,10 @@ class UsageFilter:
             task=None, chat_id=None, message_id=None,
             binding=binding_from_metadata(__metadata__))
         max_out = body.get("max_tokens")
-        bill = Bill(await self.accountant(), self.valves.PROVIDER, ctx,
-                    prompt_tokens(body.get("messages") or []),
-                    max_out if isinstance(max_out, int) and max_out > 0
-                    else self.valves.DEFAULT_MAX_OUTPUT_TOKENS)
+        bill = bill_for(await self.accountant(), self.valves.PROVIDER, ctx,
+                        prompt_tokens(body.get("messages") or []),
+                        max_out if isinstance(max_out, int) and max_out > 0
+                        else self.valves.DEFAULT_MAX_OUTPUT_TOKENS, FILTER)
         await bill.admit()
         await bill.release()
         return body
@@ -148,7 +149,7 @@ class UsageFilter:
             acc.record, user_id=user_id, provider=self.valves.PROVIDER,
             model_id=base_model_id(body, metadata), usage=usage, allowance_id=allowance_id,
             status=status, chat_id=body.get("chat_id"),
-            message_id=answer.get("id") or body.get("id"))
+            message_id=answer.get("id") or body.get("id"), entry_point=FILTER)
 
 
 Filter = UsageFilter

@@ -1,144 +1,30 @@
-"""Admission and settlement of one request, off the event loop.
-
-The ``Accountant`` is synchronous (SQLAlchemy); every call here runs it in a worker
-thread (``asyncio.to_thread``) so Open WebUI's event loop keeps serving other users
-while the database works. Settlement is shielded from cancellation: a stopped
-stream still gets its charge written.
-"""
+"""A pipe's or filter's request as a metered bill (the money side is :mod:`..metering`)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
-
-from sqlalchemy.orm import Session
-
-from ..accountant import Accountant, BalanceReport
-from ..accounting.pricing import charge
-from ..accounting.usage import Usage
-from ..errors import TokenLimitExceededError
-from ..providers.estimate import tokens_for_chars
-from ..storage.ledger import Admitted
+from ..accountant import Accountant
+from ..metering.bill import (
+    Bill,
+    MeteredRequest,
+    Settlement,
+    _warned_no_usage,
+    in_thread,
+    warn_no_usage_once,
+)
 from .context import RequestContext
-from .refusal import refusal, refusal_facts
 from .sponsorship import resolve_binding
 
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-_warned_no_usage: set[tuple[str, str]] = set()
+__all__ = ["Bill", "Settlement", "_warned_no_usage", "bill_for", "in_thread",
+           "warn_no_usage_once"]
 
 
-def warn_no_usage_once(provider: str, model_id: str) -> None:
-    """Log once per (provider, model) that a server reports no usage."""
-    key = (provider, model_id)
-    if key in _warned_no_usage:
-        return
-    _warned_no_usage.add(key)
-    logger.warning(
-        "%s model %s reported no token usage; charging a local estimate (4 characters per "
-        "token) with status 'estimated'. Enable usage reporting on the server if you can.",
-        provider, model_id)
-
-
-async def in_thread(accountant: Accountant, work: Callable[[Session], T]) -> T:
-    return await asyncio.to_thread(accountant.run, work)
-
-
-@dataclass(frozen=True)
-class Settlement:
-    usage: Usage
-    status: str
-    charged_micro: int
-    row_id: int | None
-
-
-class Bill:
-    """The money side of one request: reserve, tally what streams, settle once."""
-
-    def __init__(self, accountant: Accountant, provider: str, ctx: RequestContext,
-                 prompt_tokens: int, max_output_tokens: int) -> None:
-        self.accountant = accountant
-        self.provider = provider
-        self.ctx = ctx
-        self.prompt_tokens = prompt_tokens
-        self.max_output_tokens = max_output_tokens
-        self.output_chars = 0
-        self.admitted: Admitted | None = None
-        self.allowance_id: uuid.UUID | None = None
-        self.allowance_name: str | None = None
-        self.settlement: Settlement | None = None
-        self._closed = False
-
-    def add_output(self, text: str) -> None:
-        self.output_chars += len(text)
-
-    def estimate(self) -> Usage:
-        """What was used, estimated from the prompt and the text streamed so far."""
-        return Usage(input_tokens=self.prompt_tokens,
-                     output_tokens=tokens_for_chars(self.output_chars))
-
-    async def admit(self) -> Admitted:
-        """Reserve the estimated cost; a limit refusal is raised with the user's message.
-
-        Background tasks (titles, tags, follow-ups) are charged but never refused.
-        """
-        ctx = self.ctx
-        binding = ctx.binding
-        if binding is not None:
-            allowance = await in_thread(self.accountant,
-                                        lambda s: resolve_binding(s, binding))
-            self.allowance_id, self.allowance_name = allowance.id, allowance.name
-        estimate = Usage(input_tokens=self.prompt_tokens, output_tokens=self.max_output_tokens)
-        try:
-            self.admitted = await asyncio.to_thread(
-                self.accountant.admit, user_id=ctx.user_id, provider=self.provider,
-                model_id=ctx.model_id, estimate=estimate, allowance_id=self.allowance_id,
-                enforce=ctx.task is None, chat_id=ctx.chat_id, message_id=ctx.message_id,
-                task=ctx.task)
-        except TokenLimitExceededError as exc:
-            facts = await in_thread(self.accountant,
-                                    lambda s: refusal_facts(s, self.provider))
-            raise refusal(exc, ctx.timezone, facts, self.allowance_name) from exc
-        return self.admitted
-
-    async def release(self) -> None:
-        """Nothing was used (failed before any token): give the reservation back."""
-        if self._closed or self.admitted is None:
-            return
-        self._closed = True
-        rid = self.admitted.reservation_id
-        await asyncio.shield(asyncio.to_thread(self.accountant.release, rid))
-
-    async def settle(self, seen: Usage | None, status: str) -> Settlement | None:
-        """Charge the request once: the server's usage if seen, else the estimate.
-
-        ``status`` is ``completed``, ``stopped`` or ``error``; a completed request whose
-        server sent no usage is stored as ``estimated``.
-        """
-        if self._closed or self.admitted is None:
-            return self.settlement
-        self._closed = True
-        usage = seen if seen is not None and not seen.is_empty() else None
-        if usage is None:
-            usage = self.estimate()
-            if status == "completed":
-                status = "estimated"
-                warn_no_usage_once(self.provider, self.ctx.model_id)
-        admitted = self.admitted
-        row_id = await asyncio.shield(asyncio.to_thread(
-            self.accountant.settle, admitted.reservation_id, usage, status, admitted.price))
-        # Same price as the ledger's (in force at admission); 0 when the ledger dropped a
-        # duplicate (chat, message) or the reservation had expired meanwhile.
-        charged = 0 if admitted.free or row_id is None else \
-            charge(usage, admitted.price).micro_credits
-        self.settlement = Settlement(usage, status, charged, row_id)
-        return self.settlement
-
-    async def balance(self) -> BalanceReport:
-        return await asyncio.to_thread(self.accountant.balance, self.ctx.user_id,
-                                       allowance_id=self.allowance_id)
+def bill_for(accountant: Accountant, provider: str, ctx: RequestContext, prompt_tokens: int,
+             max_output_tokens: int, entry_point: str) -> Bill:
+    """The bill of an Open WebUI request (its workspace model may bind an allowance)."""
+    binding = ctx.binding
+    request = MeteredRequest(
+        user_id=ctx.user_id, provider=provider, model_id=ctx.model_id,
+        timezone=ctx.timezone, entry_point=entry_point, task=ctx.task,
+        chat_id=ctx.chat_id, message_id=ctx.message_id,
+        allowance=None if binding is None else (lambda s: resolve_binding(s, binding)))
+    return Bill(accountant, request, prompt_tokens, max_output_tokens)

@@ -9,18 +9,7 @@ from typing import Any
 from ..accountant import BalanceReport
 from ..accounting.money import format_credits, quantize_display
 from ..accounting.usage import Usage
-
-
-def openai_usage(usage: Usage) -> dict[str, Any]:
-    """``Usage`` in OpenAI's shape, which Open WebUI stores and shows per message."""
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.response_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens,
-                                  "cache_write_tokens": usage.cache_write_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
+from ..providers.openai_chat import openai_usage
 
 
 def _ids(model: str) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 Per request: resolve model, user and sponsored allowance -> admission (a limit
 refusal is raised, so Open WebUI shows it) -> stream or not -> settle in ``finally``.
-A stream that is stopped (client disconnect, Stop button: ``CancelledError`` or
-``GeneratorExit`` in the generator) or fails mid-way is charged for what was used,
-with status ``stopped``/``error``; a request failing before any token is released.
-Everything is async: HTTP with ``httpx.AsyncClient``, the database in worker threads.
+The metering (what is charged when a stream is stopped, fails or completes) is
+:mod:`..metering.relay`, shared with the gateway; this module only speaks Open WebUI:
+``<think>`` tags, the usage chunk, the status line. Everything is async: HTTP with
+``httpx.AsyncClient``, the database in worker threads.
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
 
 from ..accountant import Accountant, utcnow
-from ..errors import ProviderError, TokenTrackingError
-from ..providers.client import ProviderStream, complete, open_stream
+from ..errors import TokenTrackingError
+from ..metering import PIPE, Bill, finish, metered_deltas, send
+from ..providers.client import ProviderStream
 from ..providers.estimate import prompt_tokens
 from ..providers.protocol import Completion, WireProtocol
 from ..storage.aliases import usable_ids
 from ..storage.prices import list_prices
-from .billing import Bill
+from .billing import bill_for
 from .chunks import ThinkTags, completion, status_line, usage_chunk
 from .context import RequestContext
 from .model_list import ServedModels, listed
@@ -107,68 +109,41 @@ class TrackedPipe:
                                             __chat_id__, __message_id__)
         call = self.protocol.build_call(settings.connection, ctx.model_id, body, ctx.stream)
         max_out = body.get("max_tokens") or body.get("max_completion_tokens")
-        bill = Bill(await self.accountant(settings), settings.provider, ctx,
-                    prompt_tokens(body.get("messages") or []),
-                    int(max_out) if isinstance(max_out, int) and max_out > 0
-                    else settings.default_max_output)
+        bill = bill_for(await self.accountant(settings), settings.provider, ctx,
+                        prompt_tokens(body.get("messages") or []),
+                        int(max_out) if isinstance(max_out, int) and max_out > 0
+                        else settings.default_max_output, PIPE)
         await bill.admit()
         emitter = __event_emitter__ if settings.show_status and not ctx.task else None
         try:
             client = await self.client(settings)
-            if not ctx.stream:
-                answer = await complete(client, self.protocol, call, settings.provider)
-            else:
-                stream = await open_stream(client, self.protocol, call, settings.provider)
-        except asyncio.CancelledError:
-            # Disconnected while waiting for the answer: the prompt was sent and read.
-            await bill.settle(None, "stopped")
-            raise
         except Exception:
-            await bill.release()  # failed before any token: nothing was used
+            await bill.release()
             raise
-        if not ctx.stream:
-            return await self._finish(bill, answer, emitter)
-        return self._relay(stream, bill, emitter)
+        answer = await send(bill, client, self.protocol, call, ctx.stream)
+        if isinstance(answer, Completion):
+            return await self._finish(bill, ctx, answer, emitter)
+        return self._relay(answer, bill, ctx, emitter)
 
     # -- answers -------------------------------------------------------------------------
 
-    async def _finish(self, bill: Bill, answer: Completion, emitter: Emitter | None
-                      ) -> dict[str, Any]:
-        bill.add_output(answer.reasoning + answer.text)
-        settled = await bill.settle(answer.usage, "completed")
-        assert settled is not None
+    async def _finish(self, bill: Bill, ctx: RequestContext, answer: Completion,
+                      emitter: Emitter | None) -> dict[str, Any]:
+        settled = await finish(bill, answer)
         await self._status(bill, emitter)
-        return completion(bill.ctx.requested_model, answer.text, settled.usage,
-                          answer.reasoning)
+        return completion(ctx.requested_model, answer.text, settled.usage, answer.reasoning)
 
-    async def _relay(self, stream: ProviderStream, bill: Bill, emitter: Emitter | None
-                     ) -> AsyncIterator[str | dict[str, Any]]:
-        status = "stopped"
+    async def _relay(self, stream: ProviderStream, bill: Bill, ctx: RequestContext,
+                     emitter: Emitter | None) -> AsyncIterator[str | dict[str, Any]]:
         tags = ThinkTags()
-        try:
-            async for delta in stream.deltas():
-                bill.add_output(delta.text)
+        async with aclosing(metered_deltas(stream, bill)) as deltas:
+            async for delta in deltas:
                 yield tags.wrap(delta.text, delta.reasoning)
-            if tags.open:
-                yield tags.close()
-            await stream.aclose()
-            settled = await bill.settle(stream.usage, "completed")
-            assert settled is not None
-            yield usage_chunk(bill.ctx.requested_model, settled.usage)
+        if tags.open:
+            yield tags.close()
+        if bill.settlement is not None:
+            yield usage_chunk(ctx.requested_model, bill.settlement.usage)
             await self._status(bill, emitter)
-        except ProviderError:
-            status = "error"
-            raise
-        finally:
-            await stream.aclose()
-            if bill.settlement is None:
-                await self._settle_broken(bill, stream, status)
-
-    async def _settle_broken(self, bill: Bill, stream: ProviderStream, status: str) -> None:
-        if status == "error" and stream.usage is None and bill.output_chars == 0:
-            await bill.release()  # failed before any token: nothing was used
-        else:
-            await bill.settle(stream.usage, status)
 
     async def _status(self, bill: Bill, emitter: Emitter | None) -> None:
         if emitter is None or bill.settlement is None:
@@ -181,4 +156,3 @@ class TrackedPipe:
         s = bill.settlement
         await emitter({"type": "status", "data": {
             "description": status_line(s.usage, s.charged_micro, report), "done": True}})
-

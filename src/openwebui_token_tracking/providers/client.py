@@ -91,12 +91,13 @@ class ProviderStream:
         return self.parser.usage
 
     async def deltas(self) -> AsyncIterator[Delta]:
+        """The stream's text; after the protocol's last event the rest of the body is
+        read (and ignored), so the connection goes back to the pool for the next request."""
         with map_http_errors(self.provider):
             async for event in aiter_sse(self.response.aiter_lines()):
-                for delta in self.parser.feed(event):
-                    yield delta
-                if self.parser.finished:
-                    break
+                if not self.parser.finished:
+                    for delta in self.parser.feed(event):
+                        yield delta
 
     async def aclose(self) -> None:
         await self.response.aclose()

@@ -56,6 +56,18 @@ def usage_from_openai(data: Mapping[str, Any] | None) -> Usage | None:
                  output_tokens=completion - reasoning, reasoning_tokens=reasoning)
 
 
+def openai_usage(usage: Usage) -> dict[str, Any]:
+    """``Usage`` in OpenAI's shape (the inverse of :func:`usage_from_openai`)."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.response_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens,
+                                  "cache_write_tokens": usage.cache_write_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
 def _check_parts(content: Any, provider: str, limit: int, index: int) -> int:
     if not isinstance(content, list):
         return index

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -17,8 +18,11 @@ from fastapi.templating import Jinja2Templates
 
 from ..accountant import Accountant, utcnow
 from ..errors import DatabaseError, TokenTrackingError
+from ..gateway.config import Upstream
+from ..gateway.router import routes as gateway_routes
+from ..gateway.service import Gateway
 from ..storage.engine import get_engine
-from . import alerts_api, api, forms, pages
+from . import alerts_api, api, forms, keys_api, pages
 from .auth import Authenticator, AuthError
 from .deps import ServiceState, status_of
 from .formatting import install_filters
@@ -29,7 +33,7 @@ HERE = Path(__file__).parent
 
 def wants_html(request: Request) -> bool:
     path = request.url.path
-    return not (path.startswith("/api/") or path in ("/metrics", "/healthz"))
+    return not (path.startswith(("/api/", "/v1/")) or path in ("/metrics", "/healthz"))
 
 
 def _install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
@@ -60,7 +64,9 @@ def _install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
 def create_app(database_url: str | None = None, *, admin_token: str | None = None,
                openwebui_url: str | None = None, openwebui_secret: str | None = None,
                clock: Callable[[], datetime] = utcnow, secure_cookies: bool = False,
-               http_transport: httpx.BaseTransport | None = None) -> FastAPI:
+               http_transport: httpx.BaseTransport | None = None,
+               upstreams: list[Upstream] | None = None,
+               upstream_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The service on the database at ``database_url`` (default: Open WebUI's, as the
     pipes resolve it). The schema must already be migrated (``serve`` does that).
 
@@ -68,8 +74,16 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
     Open WebUI's ``WEBUI_SECRET_KEY``, to verify its session tokens locally.
     ``openwebui_url``: the instance that verifies tokens and API keys otherwise.
     ``secure_cookies``: mark the session cookie ``Secure`` (serve over HTTPS).
+    ``upstreams``: the providers the metered gateway under ``/v1`` forwards to
+    (``gateway.load_upstreams``); none: it serves no model.
     """
     engine = get_engine(database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.gateway.aclose()
+
     templates = Jinja2Templates(directory=HERE / "templates")
     install_filters(templates.env)
     app = FastAPI(
@@ -83,11 +97,15 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
         # assets, so only the spec itself is served (/openapi.json).
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
+    accountant = Accountant(engine, clock=clock)
+    auth = Authenticator(engine, admin_token=admin_token, openwebui_url=openwebui_url,
+                         openwebui_secret=openwebui_secret, transport=http_transport)
+    app.state.gateway = Gateway(accountant, auth, upstreams or [], upstream_transport)
     app.state.tt = ServiceState(
-        accountant=Accountant(engine, clock=clock),
-        auth=Authenticator(engine, admin_token=admin_token, openwebui_url=openwebui_url,
-                           openwebui_secret=openwebui_secret, transport=http_transport),
+        accountant=accountant,
+        auth=auth,
         templates=templates,
         csrf_secret=secrets.token_bytes(32),
         secure_cookies=secure_cookies,
@@ -95,6 +113,8 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
     _install_handlers(app, templates)
     app.include_router(api.router)
     app.include_router(alerts_api.router)
+    app.include_router(keys_api.router)
+    app.router.routes.extend(gateway_routes)
     app.include_router(pages.router)
     app.include_router(forms.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

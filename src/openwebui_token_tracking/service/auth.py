@@ -6,8 +6,11 @@ A caller presents a token as ``Authorization: Bearer <token>`` or in the HttpOnl
 - the static admin token (``admin_token``), compared in constant time;
 - an Open WebUI session JWT (HS256, signed with ``WEBUI_SECRET_KEY``, claim ``id``,
   optional ``exp``) when the signing secret is configured;
+- an Open WebUI API key (``sk-...``) found in Open WebUI 0.12's ``api_key`` table of
+  the shared database (unexpired, API keys not turned off in its ``config`` table);
 - anything Open WebUI itself accepts (a JWT or an ``sk-...`` API key): asked of
-  ``GET {openwebui_url}/api/v1/auths/`` when the instance URL is configured.
+  ``GET {openwebui_url}/api/v1/auths/`` when the instance URL is configured (and, for
+  keys, when the database has no ``api_key`` table).
 
 The role is then read from Open WebUI's ``user`` table in the shared database, so a
 token signed for another instance's user grants nothing here.
@@ -23,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,7 +34,10 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from ..storage.key_budgets import key_id
+from ..storage.openwebui_access import api_keys_enabled, key_owner
 from ..storage.openwebui_tables import user_table
 
 logger = logging.getLogger(__name__)
@@ -57,6 +63,8 @@ class Principal:
     name: str
     role: str
     via: Literal["header", "cookie"]
+    api_key_id: str | None = None
+    """Non-secret id of the API key the caller signed in with (``key_budgets.key_id``)."""
 
     @property
     def is_admin(self) -> bool:
@@ -119,6 +127,8 @@ class Authenticator:
         self._transport = transport
         self._cache: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
+        self._key_table: bool | None = None
+        """Whether Open WebUI's ``api_key`` table is readable (None: not tried yet)."""
 
     @property
     def configured(self) -> bool:
@@ -131,8 +141,33 @@ class Authenticator:
             raise AuthError("no token given")
         if self.admin_token and hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return Principal(STATIC_ADMIN_ID, "static admin token", ADMIN, via)
+        if token.startswith("sk-"):
+            user_id = self._local_key(token, now) or self._user_id(token, now)
+            return replace(self._principal_for(user_id, via), api_key_id=key_id(token))
         user_id = self._user_id(token, now)
         return self._principal_for(user_id, via)
+
+    def _local_key(self, token: str, now: datetime) -> str | None:
+        """The key's owner from Open WebUI's tables; None when they cannot be read."""
+        if self._key_table is False:
+            return None
+        try:
+            with Session(self.engine) as session:
+                owner = key_owner(session, token, now)
+                enabled = api_keys_enabled(session) if owner is not None else True
+        except SQLAlchemyError:
+            logger.info("Open WebUI's api_key table is not readable here; API keys are "
+                        "checked with OPENWEBUI_URL if it is set")
+            self._key_table = False
+            return None
+        self._key_table = True
+        if owner is None:
+            raise AuthError("API key not accepted (not an Open WebUI API key)")
+        if owner.expired:
+            raise AuthError("API key has expired; create a new one in Open WebUI")
+        if not enabled:
+            raise AuthError("API keys are turned off in Open WebUI", 403)
+        return owner.user_id
 
     def _user_id(self, token: str, now: datetime) -> str:
         if self.openwebui_secret and token.count(".") == 2:

@@ -97,6 +97,13 @@ def check_origin(request: Request) -> None:
 async def require_admin_mutation(
         request: Request, principal: Annotated[Principal, Depends(require_admin)]) -> Principal:
     """Admin only; cookie sessions must also pass the Origin and CSRF token checks."""
+    return await require_mutation(request, principal)
+
+
+async def require_mutation(
+        request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    """Any signed-in user; cookie sessions must pass the Origin and CSRF token checks."""
     if principal.via == "header":
         return principal
     check_origin(request)
@@ -124,6 +131,7 @@ def visible_user(principal: Principal, user_id: str | None) -> str | None:
 Caller = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require_admin)]
 AdminWrite = Annotated[Principal, Depends(require_admin_mutation)]
+Write = Annotated[Principal, Depends(require_mutation)]
 State = Annotated[ServiceState, Depends(state)]
 
 

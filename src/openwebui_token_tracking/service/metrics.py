@@ -1,7 +1,9 @@
 """``/metrics`` in the Prometheus text format (version 0.0.4), read from the ledger.
 
 Charges are exact sums of the ledger; refusals come from the refusal counts admission
-keeps (``storage.refusals``).
+keeps (``storage.refusals``). Both are labelled by ``entry_point``: ``pipe`` (tracked
+pipes), ``filter`` (the usage filter), ``gateway`` (``/v1``), ``unknown`` (rows written
+before 0.2's gateway, and the 0.1.10 API).
 """
 
 from __future__ import annotations
@@ -31,32 +33,39 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> lis
     return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
 
 
+def _refusal_labels(r: refusals.RefusalTotal) -> str:
+    return _labels(reason=r.reason, provider=r.provider, model=r.model_id,
+                   entry_point=r.entry_point)
+
+
 def render(session: Session, now: datetime) -> str:
-    rows = reports.usage_summary(session, since=queries.EPOCH, until=queries.FAR_FUTURE,
-                                 by="model")
+    rows = queries.charge_totals(session)
     out: list[str] = []
     out += _family(
-        "tt_credits_charged_total", "counter", "Credits charged, by provider and model.",
-        (f"tt_credits_charged_total{_labels(provider=r.detail or '', model=r.key)} "
+        "tt_credits_charged_total", "counter",
+        "Credits charged, by provider, model and entry point (pipe, filter, gateway).",
+        (f"tt_credits_charged_total"
+         f"{_labels(provider=r.provider, model=r.model_id, entry_point=r.entry_point)} "
          f"{micro_to_credits(r.charged_micro)}" for r in rows))
     out += _family(
-        "tt_requests_charged_total", "counter", "Requests charged, by provider and model.",
-        (f"tt_requests_charged_total{_labels(provider=r.detail or '', model=r.key)} "
+        "tt_requests_charged_total", "counter",
+        "Requests charged, by provider, model and entry point.",
+        (f"tt_requests_charged_total"
+         f"{_labels(provider=r.provider, model=r.model_id, entry_point=r.entry_point)} "
          f"{r.requests}" for r in rows))
     out += _family(
         "tt_tokens_charged_total", "counter",
-        "Tokens charged, by provider, model and kind (input, cached_input, cache_write, "
-        "output, reasoning).",
+        "Tokens charged, by provider, model, entry point and kind (input, cached_input, "
+        "cache_write, output, reasoning).",
         (f"tt_tokens_charged_total"
-         f"{_labels(provider=r.detail or '', model=r.key, kind=kind)} "
-         f"{getattr(r, kind + '_tokens')}" for r in rows for kind in TOKEN_KINDS))
+         f"{_labels(provider=r.provider, model=r.model_id, entry_point=r.entry_point, kind=k)} "
+         f"{r.tokens[k]}" for r in rows for k in TOKEN_KINDS))
     out += _family(
         "tt_requests_refused_total", "counter",
         "Requests refused before reaching a provider, by reason (user_limit, "
-        "sponsored_user_limit, sponsored_total_limit, allowance_expired, unpriced_model, "
-        "model_not_covered), provider and model.",
-        (f"tt_requests_refused_total"
-         f"{_labels(reason=r.reason, provider=r.provider, model=r.model_id)} {r.count}"
+        "sponsored_user_limit, sponsored_total_limit, api_key_limit, allowance_expired, "
+        "unpriced_model, model_not_covered), provider, model and entry point.",
+        (f"tt_requests_refused_total{_refusal_labels(r)} {r.count}"
          for r in refusals.refusal_totals(session)))
     count, held, expired = queries.open_reservations(session, now)
     out += _family("tt_reservations_open", "gauge", "Reservations of requests in flight.",

@@ -19,6 +19,7 @@ from ..storage.settings_store import budget_settings
 from . import dashboard, metrics
 from .auth import AuthError, Principal
 from .deps import COOKIE, Admin, Caller, ServiceState, State, check_origin, visible_user
+from .keys_api import keys_of
 
 router = APIRouter(include_in_schema=False)
 MAX_DAYS = 366
@@ -161,7 +162,8 @@ UserParam = Annotated[str | None, Query(max_length=255)]
 def personal_page(request: Request, st: State, caller: Caller, user_id: UserParam = None,
                   since: DayParam = None, until: DayParam = None) -> HTMLResponse:
     view = _personal(st, caller, user_id, since, until)
-    return render(st, request, "me.html", principal=caller, view=view)
+    return render(st, request, "me.html", principal=caller, view=view,
+                  keys=keys_of(st, view.user_id))
 
 
 @router.get("/me/{table}.csv")

@@ -143,3 +143,34 @@ def open_reservations(session: Session, now: datetime) -> tuple[int, int, int]:
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ChargeTotal:
+    """Everything charged through one entry point for one model (micro-credits)."""
+
+    entry_point: str
+    provider: str
+    model_id: str
+    requests: int
+    charged_micro: int
+    tokens: dict[str, int]
+
+
+UNKNOWN_ENTRY = "unknown"
+"""Label of rows written before entry points were recorded (and by the 0.1.10 API)."""
+
+
+def charge_totals(session: Session) -> list[ChargeTotal]:
+    """The whole ledger summed by entry point, provider and model."""
+    entry = sa.func.coalesce(log.entry_point, UNKNOWN_ENTRY).label("entry")
+    kinds = ("input", "cached_input", "cache_write", "output", "reasoning")
+    rows = session.execute(
+        sa.select(entry, log.provider, log.model_id, sa.func.count(),
+                  sa.func.coalesce(sa.func.sum(log.charged_micro), 0),
+                  *(sa.func.coalesce(sa.func.sum(log[f"{k}_tokens"]), 0) for k in kinds))
+        .group_by(entry, log.provider, log.model_id)
+        .order_by(log.provider, log.model_id, entry))
+    return [ChargeTotal(str(e), str(p), str(m), int(n), int(c),
+                        {k: int(v) for k, v in zip(kinds, rest, strict=True)})
+            for e, p, m, n, c, *rest in rows]

@@ -33,8 +33,10 @@ from .schema import BudgetCounter, SponsoredAllowance, TokenUsageLog
 from .settings_store import BudgetSettings, budget_settings
 
 USER, SPONSOR_USER, SPONSOR_TOTAL = "user", "sponsor_user", "sponsor_total"
+API_KEY = "api_key"
+"""A capped API key's spend per window (see ``storage.key_budgets``)."""
 REFUSAL_REASONS = {USER: "user_limit", SPONSOR_USER: "sponsored_user_limit",
-                   SPONSOR_TOTAL: "sponsored_total_limit"}
+                   SPONSOR_TOTAL: "sponsored_total_limit", API_KEY: "api_key_limit"}
 
 counter = cast(sa.Table, BudgetCounter.__table__)
 usage_log = cast(sa.Table, TokenUsageLog.__table__)
@@ -83,6 +85,9 @@ def _ledger_filter(key: CounterKey, window: Window) -> list[sa.ColumnElement[boo
     c = usage_log.c
     if key.scope == USER:
         return [c.user_id == key.subject, c.sponsored_allowance_id.is_(None),
+                c.created_at >= window.start, c.created_at < window.end]
+    if key.scope == API_KEY:
+        return [c.api_key_id.is_not(None), c.api_key_id == key.subject,
                 c.created_at >= window.start, c.created_at < window.end]
     if key.scope == SPONSOR_USER:
         allowance_id, user_id = key.subject.split(":", 1)

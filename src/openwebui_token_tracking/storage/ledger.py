@@ -39,6 +39,7 @@ from ..errors import (
 )
 from .aliases import resolve_price
 from .counters import (
+    API_KEY,
     SPONSOR_TOTAL,
     SPONSOR_USER,
     USER,
@@ -48,6 +49,7 @@ from .counters import (
     reserve_one,
     usage_log,
 )
+from .key_budgets import key_limit
 from .prices import price_at
 from .schema import Reservation, SponsoredAllowance
 from .settings_store import BudgetSettings, budget_settings
@@ -106,11 +108,14 @@ def reserve(
     message_id: str | None = None,
     task: str | None = None,
     settings: BudgetSettings | None = None,
+    api_key_id: str | None = None,
+    entry_point: str | None = None,
 ) -> Admitted:
     """Admit a request and hold its estimated cost, or raise a limit error.
 
     ``enforce=False`` (Open WebUI background tasks) reserves without checking limits.
     Free models are always admitted. Unpriced models raise ``UnknownModelError``.
+    ``api_key_id``: the key the request came with; a capped key is one more limit.
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
@@ -121,7 +126,8 @@ def reserve(
     free = is_free(price)
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
     limits = [] if free else limits_for(session, user_id, allowance, now, settings)
-    for limit in limits:
+    key = None if free or api_key_id is None else key_limit(session, api_key_id, now, settings)
+    for limit in limits if key is None else [*limits, key]:
         reserve_one(session, limit, estimate_micro, enforce)
     window_start = limits[-1].key.window_start if limits else 0
     rid = str(uuid.uuid4())
@@ -132,7 +138,8 @@ def reserve(
         estimate_input_tokens=estimate.prompt_tokens,
         estimate_output_tokens=estimate.response_tokens,
         created_at=now, expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
-        chat_id=chat_id, message_id=message_id, task=task,
+        chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
+        api_key_window=None if key is None else key.key.window_start, entry_point=entry_point,
     ))
     return Admitted(rid, estimate_micro, price, free)
 
@@ -151,13 +158,22 @@ def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
             w = Window(datetime.fromtimestamp(res.window_start, created.tzinfo), w.end)
         return w
 
+    def key_window() -> Window:
+        current = settings or budget_settings(session)
+        w = window_for(created, current.period, current.timezone)
+        if w.key != res.api_key_window:
+            w = Window(datetime.fromtimestamp(res.api_key_window, created.tzinfo), w.end)
+        return w
+
+    capped_key = ([(CounterKey(API_KEY, res.api_key_id, res.api_key_window), key_window)]
+                  if res.api_key_window is not None else [])
     if res.sponsored_allowance_id is None:
-        return [(CounterKey(USER, res.user_id, res.window_start), window)]
+        return [(CounterKey(USER, res.user_id, res.window_start), window), *capped_key]
     aid = str(res.sponsored_allowance_id)
     keys = [(CounterKey(SPONSOR_TOTAL, aid, 0), lambda: TOTAL)]
     if res.window_start:
         keys.append((CounterKey(SPONSOR_USER, f"{aid}:{res.user_id}", res.window_start), window))
-    return keys
+    return [*keys, *capped_key]
 
 
 _TAKE_RESERVATION = (sa.delete(reservation_table)
@@ -214,6 +230,7 @@ def settle(session: Session, reservation_id: str, usage: Usage, *, status: str =
         "model_id": res.model_id, "sponsored_allowance_id": res.sponsored_allowance_id,
         **_usage_values(usage), "charged_micro": charged_micro, "status": status,
         "chat_id": res.chat_id, "message_id": res.message_id, "task": res.task,
+        "api_key_id": res.api_key_id, "entry_point": res.entry_point,
     })
     charged = charged_micro if row_id is not None else 0
     if res.estimate_micro or charged:
@@ -275,6 +292,7 @@ def record_usage(
     message_id: str | None = None,
     task: str | None = None,
     settings: BudgetSettings | None = None,
+    entry_point: str | None = None,
 ) -> int | None:
     """Charge usage that was not reserved first (0.1.10's ``log_token_usage``, filters).
 
@@ -292,7 +310,7 @@ def record_usage(
         "created_at": now, "user_id": user_id, "provider": provider, "model_id": model_id,
         "sponsored_allowance_id": allowance.id if allowance else None, **_usage_values(usage),
         "charged_micro": charged, "status": status, "chat_id": chat_id,
-        "message_id": message_id, "task": task,
+        "message_id": message_id, "task": task, "entry_point": entry_point,
     })
     if row_id is not None and charged:
         settings = settings or budget_settings(session)

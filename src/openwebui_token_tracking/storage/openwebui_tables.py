@@ -18,6 +18,7 @@ user_table = sa.Table(
     sa.Column("name", sa.String(255)),
     sa.Column("email", sa.String(255)),
     sa.Column("role", sa.String(255)),
+    sa.Column("timezone", sa.String(255)),
 )
 
 

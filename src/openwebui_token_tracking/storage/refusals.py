@@ -33,16 +33,17 @@ def reason_of(exc: TokenTrackingError) -> str | None:
 
 
 def record_refusal(session: Session, *, now: datetime, reason: str, provider: str,
-                   model_id: str) -> None:
-    """Add one refusal to today's (UTC) count."""
+                   model_id: str, entry_point: str | None = None) -> None:
+    """Add one refusal to today's (UTC) count of its entry point (pipe, filter, gateway)."""
     utc = now.astimezone(UTC)
     day = datetime(utc.year, utc.month, utc.day, tzinfo=UTC)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
         else sqlite.insert
     stmt = insert(refusals).values(day=int(day.timestamp()), reason=reason,
-                                   provider=provider, model_id=model_id, count=1)
+                                   provider=provider, model_id=model_id,
+                                   entry_point=entry_point or "unknown", count=1)
     session.execute(stmt.on_conflict_do_update(
-        index_elements=["day", "reason", "provider", "model_id"],
+        index_elements=["day", "reason", "provider", "model_id", "entry_point"],
         set_={"count": refusals.c.count + 1}))
 
 
@@ -52,13 +53,14 @@ class RefusalTotal:
     provider: str
     model_id: str
     count: int
+    entry_point: str = "unknown"
 
 
 def refusal_totals(session: Session) -> list[RefusalTotal]:
-    """All refusals ever counted, by reason, provider and model."""
+    """All refusals ever counted, by reason, provider, model and entry point."""
+    c = refusals.c
     rows = session.execute(
-        sa.select(refusals.c.reason, refusals.c.provider, refusals.c.model_id,
-                  sa.func.sum(refusals.c.count))
-        .group_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id)
-        .order_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id))
-    return [RefusalTotal(r, p, m, int(c)) for r, p, m, c in rows]
+        sa.select(c.reason, c.provider, c.model_id, c.entry_point, sa.func.sum(c.count))
+        .group_by(c.reason, c.provider, c.model_id, c.entry_point)
+        .order_by(c.reason, c.provider, c.model_id, c.entry_point))
+    return [RefusalTotal(r, p, m, int(n), e) for r, p, m, e, n in rows]

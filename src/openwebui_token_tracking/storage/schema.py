@@ -187,6 +187,9 @@ class TokenUsageLog(Base):
             postgresql_where=sa.text("sponsored_allowance_id IS NOT NULL"),
         ),
         sa.Index("ix_token_tracking_usage_log_created_at", "created_at"),
+        sa.Index("ix_token_tracking_usage_log_key_time", "api_key_id", "created_at",
+                 sqlite_where=sa.text("api_key_id IS NOT NULL"),
+                 postgresql_where=sa.text("api_key_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -209,6 +212,10 @@ class TokenUsageLog(Base):
     message_id: Mapped[str | None] = mapped_column(sa.String(255))
     task: Mapped[str | None] = mapped_column(sa.String(64))
     """Open WebUI background task (title, tags, ...) or NULL for a chat answer."""
+    api_key_id: Mapped[str | None] = mapped_column(sa.String(32))
+    """Non-secret id of the API key the request came with (``keys.key_id``), else NULL."""
+    entry_point: Mapped[str | None] = mapped_column(sa.String(16))
+    """Where the request was metered: pipe, filter, gateway; NULL before 0.2 / unknown."""
 
     log_date = synonym("created_at")
     """0.1.10's name for ``created_at``."""
@@ -258,6 +265,10 @@ class Reservation(Base):
     chat_id: Mapped[str | None] = mapped_column(sa.String(255))
     message_id: Mapped[str | None] = mapped_column(sa.String(255))
     task: Mapped[str | None] = mapped_column(sa.String(64))
+    api_key_id: Mapped[str | None] = mapped_column(sa.String(32))
+    api_key_window: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """Window start of the API key's budget counter this reservation holds, NULL: none."""
+    entry_point: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 class RefusalCount(Base):
@@ -274,6 +285,9 @@ class RefusalCount(Base):
     reason: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     provider: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     model_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    entry_point: Mapped[str] = mapped_column(sa.String(16), primary_key=True,
+                                             server_default="unknown")
+    """pipe, filter or gateway (``unknown`` for counts made before it was recorded)."""
     count: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
@@ -333,3 +347,20 @@ class AlertDelivery(Base):
     claim_token: Mapped[str | None] = mapped_column(sa.String(36))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class KeyBudget(Base):
+    """A cap on what one API key may spend per budget window, below its owner's allowance.
+
+    ``key_id`` is the key's non-secret id (a hash prefix); the key itself is never stored.
+    """
+
+    __tablename__ = "token_tracking_key_budget"
+
+    key_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    """The key's owner (Open WebUI user id)."""
+    limit_micro: Mapped[int] = mapped_column(sa.BigInteger)
+    """Micro-credits the key may spend per window (own and sponsored spend alike)."""
+    set_by: Mapped[str] = mapped_column(sa.String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,40 @@
+"""An SSE response that notices a client going away and always closes its generator.
+
+Starlette's ``StreamingResponse`` (ASGI 2.4 servers) learns of a disconnect only when a
+send fails, which a stalled provider may delay indefinitely, and leaves the body
+generator to the garbage collector. Here a disconnect cancels the stream at once and
+the generator is closed before the response returns, so ``metering.relay`` charges a
+stopped stream while the request is still being handled.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+import anyio
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStream(StreamingResponse):
+    media_type = "text/event-stream"
+
+    def __init__(self, content: object) -> None:
+        super().__init__(content, headers=HEADERS)  # type: ignore[arg-type]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as tasks:
+                async def stream() -> None:
+                    with suppress(OSError):  # the client went away mid-send
+                        await self.stream_response(send)
+                    tasks.cancel_scope.cancel()
+
+                tasks.start_soon(stream)
+                await self.listen_for_disconnect(receive)
+                tasks.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
