@@ -38,14 +38,19 @@ from ..errors import (
     ModelNotCoveredError,
     UnknownModelError,
 )
+from . import rate_limits
 from .counters import (
+    GROUP_TOTAL,
+    MODEL_CAP,
     SPONSOR_TOTAL,
     SPONSOR_USER,
     USER,
     CounterKey,
+    Limit,
     apply_spend,
-    limits_for,
+    request_terms,
     reserve_one,
+    sponsor_limits,
     usage_log,
 )
 from .prices import price_at
@@ -123,10 +128,23 @@ def reserve(
         check_allowance_usable(allowance, model_id, now)
     free = is_free(price)
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
-    limits = [] if free else limits_for(session, user_id, allowance, now, settings)
+    limits: list[Limit] = []
+    rate_minute, rate_tokens = None, 0
+    if free:
+        pass
+    elif allowance is not None:
+        limits = sponsor_limits(allowance, user_id, now, settings)
+    else:
+        limits, terms = request_terms(session, user_id, now, settings, provider, model_id)
+        rates = rate_limits.RateLimits(*terms.rate_limits(settings.requests_per_minute,
+                                                          settings.tokens_per_minute))
+        if enforce and rates.active:  # background tasks are neither counted nor refused
+            rate_tokens = estimate.total_tokens
+            rate_minute = rate_limits.admit(session, user_id, rates, rate_tokens, now)
     for limit in limits:
         reserve_one(session, limit, estimate_micro, enforce)
     window_start = limits[-1].key.window_start if limits else 0
+    held = _held_counters(limits) if allowance is None else None
     rid = str(uuid.uuid4())
     session.execute(sa.insert(reservation_table).values(
         id=rid, user_id=user_id, provider=provider, model_id=model_id,
@@ -135,9 +153,17 @@ def reserve(
         estimate_input_tokens=estimate.prompt_tokens,
         estimate_output_tokens=estimate.response_tokens,
         created_at=now, expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
-        chat_id=chat_id, message_id=message_id, task=task,
+        chat_id=chat_id, message_id=message_id, task=task, held_counters=held,
+        rate_minute=rate_minute, rate_tokens=rate_tokens,
     ))
     return Admitted(rid, estimate_micro, price, free)
+
+
+def _held_counters(limits: list[Limit]) -> str | None:
+    """What a reservation holds besides the user's counter (``Reservation.held_counters``)."""
+    held = [lim.key.scope if lim.key.scope != GROUP_TOTAL else f"{GROUP_TOTAL}:{lim.key.subject}"
+            for lim in limits[1:]]
+    return " ".join(held) or None
 
 
 def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
@@ -155,7 +181,13 @@ def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
         return w
 
     if res.sponsored_allowance_id is None:
-        return [(CounterKey(USER, res.user_id, res.window_start), window)]
+        own = [(CounterKey(USER, res.user_id, res.window_start), window)]
+        for held in (res.held_counters or "").split():
+            scope, _, group = held.partition(":")
+            subject = group if scope == GROUP_TOTAL else \
+                f"{res.user_id}:{res.model_id if scope == MODEL_CAP else res.provider}"
+            own.append((CounterKey(scope, subject, res.window_start), window))
+        return own
     aid = str(res.sponsored_allowance_id)
     keys = [(CounterKey(SPONSOR_TOTAL, aid, 0), lambda: TOTAL)]
     if res.window_start:
@@ -221,6 +253,9 @@ def settle(session: Session, reservation_id: str, usage: Usage, *, status: str =
     if res.estimate_micro or charged:
         for key, window in _reservation_limit_keys(session, res, settings):
             apply_spend(session, key, window, charged, res.estimate_micro)
+    if res.rate_minute is not None:
+        rate_limits.settle(session, res.user_id, res.rate_minute, res.rate_tokens,
+                           usage.total_tokens if row_id is not None else 0)
     return row_id
 
 
@@ -233,6 +268,8 @@ def release(session: Session, reservation_id: str, settings: BudgetSettings | No
     if res.estimate_micro:
         for key, window in _reservation_limit_keys(session, res, settings):
             apply_spend(session, key, window, 0, res.estimate_micro)
+    if res.rate_minute is not None:  # the request still counts, its tokens do not
+        rate_limits.settle(session, res.user_id, res.rate_minute, res.rate_tokens, 0)
     return True
 
 
@@ -295,8 +332,16 @@ def record_usage(
         "charged_micro": charged, "status": status, "chat_id": chat_id,
         "message_id": message_id, "task": task,
     })
-    if row_id is not None and charged:
-        settings = settings or budget_settings(session)
-        for limit in limits_for(session, user_id, allowance, now, settings):
-            apply_spend(session, limit.key, limit.window, charged, 0)
+    if row_id is None or not charged:  # free models are exempt from every limit
+        return row_id
+    settings = settings or budget_settings(session)
+    if allowance is not None:
+        limits = sponsor_limits(allowance, user_id, now, settings)
+    else:
+        limits, terms = request_terms(session, user_id, now, settings, provider, model_id)
+        rates = terms.rate_limits(settings.requests_per_minute, settings.tokens_per_minute)
+        if rates[1] is not None:
+            rate_limits.add_tokens(session, user_id, usage.total_tokens, now)
+    for limit in limits:
+        apply_spend(session, limit.key, limit.window, charged, 0)
     return row_id
