@@ -229,10 +229,12 @@ def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -
 def reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -> None:
     if _try_reserve(session, limit, estimate, enforce):
         return
+    # No counter yet, or one another transaction created after the UPDATE began: create
+    # it if missing and try once more, so a refusal is never for a counter not seen.
     if read_counter(session, limit.key) is None:
         ensure_counter(session, limit.key, limit.window)
-        if _try_reserve(session, limit, estimate, enforce):
-            return
+    if _try_reserve(session, limit, estimate, enforce):
+        return
     state = balance_of(session, limit)
     remaining = state.remaining_micro or 0
     raise limit.error(

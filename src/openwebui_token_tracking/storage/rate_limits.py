@@ -46,7 +46,7 @@ _requests_now = sa.case((_stale, 0), else_=_c.requests)
 _tokens_now = sa.case((_stale, 0), else_=_c.tokens)
 _ADMIT = (
     sa.update(rate_table).where(
-        _c.user_id == sa.bindparam("user_id"),
+        _c.user_id == sa.bindparam("rate_user"),
         sa.or_(sa.bindparam("rpm", type_=sa.BigInteger).is_(None),
                _requests_now + 1 <= sa.bindparam("rpm", type_=sa.BigInteger)),
         sa.or_(sa.bindparam("tpm", type_=sa.BigInteger).is_(None),
@@ -56,13 +56,13 @@ _ADMIT = (
 )
 """Admit one request (all SET expressions read the row's values before the update)."""
 _ADJUST = (sa.update(rate_table)
-           .where(_c.user_id == sa.bindparam("user_id"), _c.minute_start == _minute)
+           .where(_c.user_id == sa.bindparam("rate_user"), _c.minute_start == _minute)
            .values(tokens=_c.tokens + sa.bindparam("delta", type_=sa.BigInteger)))
-_ADD_TOKENS = (sa.update(rate_table).where(_c.user_id == sa.bindparam("user_id"))
+_ADD_TOKENS = (sa.update(rate_table).where(_c.user_id == sa.bindparam("rate_user"))
                .values(requests=_requests_now, tokens=_tokens_now + _estimate,
                        minute_start=sa.case((_stale, _minute), else_=_c.minute_start)))
 _READ = sa.select(_c.minute_start, _c.requests, _c.tokens).where(
-    _c.user_id == sa.bindparam("user_id"))
+    _c.user_id == sa.bindparam("rate_user"))
 
 
 @dataclass(frozen=True)
@@ -90,17 +90,16 @@ def admit(session: Session, user_id: str, limits: RateLimits, estimate_tokens: i
     """Count one request and hold its estimated tokens in this minute, or raise
     ``RateLimitExceededError``. Returns the minute's key (Unix seconds)."""
     window = minute_window(now)
-    params = {"user_id": user_id, "minute": window.key, "estimate": estimate_tokens,
+    params = {"rate_user": user_id, "minute": window.key, "estimate": estimate_tokens,
               "rpm": limits.requests_per_minute, "tpm": limits.tokens_per_minute}
     if rowcount(session, _ADMIT, params) == 1:
         return window.key
-    row = session.execute(_READ, params).first()
-    if row is None:
-        _create(session, user_id, window.key)
-        if rowcount(session, _ADMIT, params) == 1:
-            return window.key
-        row = session.execute(_READ, params).first()
-    assert row is not None
+    # No row yet, or one that another transaction created after this UPDATE began:
+    # create it if missing and try once more, now that the row surely exists.
+    _create(session, user_id, window.key)
+    if rowcount(session, _ADMIT, params) == 1:
+        return window.key
+    row = session.execute(_READ, params).one()
     raise _refusal(row, limits, estimate_tokens, window)
 
 
@@ -130,14 +129,14 @@ def _refusal(row: Any, limits: RateLimits, estimate: int,
 def settle(session: Session, user_id: str, minute: int, held: int, actual: int) -> None:
     """Replace the held estimate by the actual tokens, if that minute is still counted."""
     if actual != held:
-        session.execute(_ADJUST, {"user_id": user_id, "minute": minute,
+        session.execute(_ADJUST, {"rate_user": user_id, "minute": minute,
                                   "delta": actual - held})
 
 
 def add_tokens(session: Session, user_id: str, tokens: int, now: datetime) -> None:
     """Count tokens used without admission (charged after the fact) in this minute."""
     minute = minute_window(now).key
-    params = {"user_id": user_id, "minute": minute, "estimate": tokens}
+    params = {"rate_user": user_id, "minute": minute, "estimate": tokens}
     if rowcount(session, _ADD_TOKENS, params) == 0:
         _create(session, user_id, minute)
         session.execute(_ADD_TOKENS, params)
