@@ -14,8 +14,10 @@ from typing import NoReturn
 import click
 
 from ._app import PROG, App, Group
+from .caps import cap
 from .credit_group import credit_group
 from .database import database
+from .group_links import COMMANDS as GROUP_LINK_COMMANDS
 from .init import init
 from .pricing import pricing
 from .pricing_sync import sync
@@ -41,7 +43,9 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 
 pricing.add_command(sync)
-for command in (init, database, pricing, settings, credit_group, sponsored, user, usage,
+for sub in GROUP_LINK_COMMANDS:
+    credit_group.add_command(sub)
+for command in (init, database, pricing, settings, credit_group, cap, sponsored, user, usage,
                 balance, serve):
     cli.add_command(command)
 

@@ -20,12 +20,12 @@ from .groups import get_group
 from .schema import CreditGroup
 
 
-class _Unchanged:
+class Unchanged:
     def __repr__(self) -> str:
         return "UNCHANGED"
 
 
-UNCHANGED: Final = _Unchanged()
+UNCHANGED: Final = Unchanged()
 """Leave a limit as it is (None clears it)."""
 
 
@@ -40,20 +40,20 @@ def _per_minute(value: object, what: str) -> int | None:
 
 
 def set_group_limits(session: Session, name: str, *,
-                     requests_per_minute: int | None | _Unchanged = UNCHANGED,
-                     tokens_per_minute: int | None | _Unchanged = UNCHANGED,
-                     total_credit_limit: int | None | _Unchanged = UNCHANGED) -> CreditGroup:
+                     requests_per_minute: int | None | Unchanged = UNCHANGED,
+                     tokens_per_minute: int | None | Unchanged = UNCHANGED,
+                     total_credit_limit: int | None | Unchanged = UNCHANGED) -> CreditGroup:
     """Change the given limits of credit group ``name`` (None clears one)."""
     if all(v is UNCHANGED for v in (requests_per_minute, tokens_per_minute,
                                     total_credit_limit)):
         raise InvalidInputError("give at least one of: requests per minute, tokens per "
                                 "minute, total budget")
     group = get_group(session, name)
-    if not isinstance(requests_per_minute, _Unchanged):
+    if not isinstance(requests_per_minute, Unchanged):
         group.requests_per_minute = _per_minute(requests_per_minute, "requests per minute")
-    if not isinstance(tokens_per_minute, _Unchanged):
+    if not isinstance(tokens_per_minute, Unchanged):
         group.tokens_per_minute = _per_minute(tokens_per_minute, "tokens per minute")
-    if not isinstance(total_credit_limit, _Unchanged):
+    if not isinstance(total_credit_limit, Unchanged):
         group.total_credit_limit = (None if total_credit_limit is None
                                     else check_credits(total_credit_limit, "total budget"))
     session.flush()
