@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from ..accountant import Accountant, utcnow
 from ..errors import DatabaseError, TokenTrackingError
 from ..storage.engine import get_engine
-from . import api, forms, pages
+from . import api, api_limits, forms, forms_limits, pages
 from .auth import Authenticator, AuthError
 from .deps import ServiceState, status_of
 from .formatting import install_filters
@@ -94,7 +94,9 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
     )
     _install_handlers(app, templates)
     app.include_router(api.router)
+    app.include_router(api_limits.router)
     app.include_router(pages.router)
     app.include_router(forms.router)
+    app.include_router(forms_limits.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

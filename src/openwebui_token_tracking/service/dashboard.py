@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from ..accountant import Accountant
+from ..accountant import Accountant, LimitState, RateReport
 from ..accounting.money import MICRO, micro_to_credits
-from ..storage import prices, reports, sponsors
+from ..storage import group_links, prices, refusals, reports, sponsors
+from ..storage.scopes import CAP_SCOPES, GROUP_TOTAL
 from ..storage.settings_store import budget_settings
 from . import charts, queries
 
@@ -174,6 +175,23 @@ def price_table(session: Session) -> Table:
     return table
 
 
+def refusal_table(session: Session, rng: Range) -> Table:
+    rows = refusals.refusal_totals(session, rng.since, rng.until)
+    return Table("refusals", "Refused requests by reason (rate limits, caps, budgets, ...)",
+                 ["Reason", "Provider", "Model", "Requests"],
+                 [[r.reason, r.provider, r.model_id, r.count]
+                  for r in sorted(rows, key=lambda r: (-r.count, r.reason))], {3})
+
+
+def link_table(session: Session) -> Table:
+    table = Table("links", "Credit groups linked to Open WebUI groups",
+                  ["Credit group", "Open WebUI group", "Members", "Status"], numeric={2})
+    for name, link in sorted(group_links.links(session).items()):
+        table.rows.append([name, link.name or link.openwebui_group_id, link.members,
+                           "DELETED in Open WebUI: grants nothing" if link.broken else "ok"])
+    return table
+
+
 @dataclass
 class AdminView:
     rng: Range
@@ -190,7 +208,8 @@ def admin_view(session: Session, rng: Range, now: datetime) -> AdminView:
     groups = top_groups(session, rng)
     burns, allowances = burndowns(session, rng, now)
     tables = {t.name: t for t in (daily, users, groups, by_model(session, rng, None),
-                                  allowances, near_limit(session, now), price_table(session))}
+                                  allowances, near_limit(session, now), price_table(session),
+                                  refusal_table(session, rng), link_table(session))}
     return AdminView(
         rng, chart,
         charts.hbars([(f"{r[1] or r[0]}", r[4]) for r in users.rows[:TOP]],  # type: ignore[misc]
@@ -221,6 +240,10 @@ class PersonalView:
     chart: Markup
     tables: dict[str, Table]
     allowances: list[AllowanceChoice]
+    caps: list[LimitState] = field(default_factory=list)
+    """Spend caps on a model or provider this window."""
+    team_budgets: list[LimitState] = field(default_factory=list)
+    rate: RateReport | None = None
 
 
 Usable = tuple[str, list[str], datetime | None]
@@ -246,4 +269,6 @@ def personal_view(acct: Accountant, user_id: str, name: str, rng: Range,
         choices.append(AllowanceChoice(a_name, models_covered, b.remaining, b.reset_at,
                                        expires_at))
     return PersonalView(user_id, name, rng, balance.remaining, own.limit, own.spent,
-                        balance.reset_at, chart, {"daily": daily, "models": models}, choices)
+                        balance.reset_at, chart, {"daily": daily, "models": models}, choices,
+                        [s for s in balance.limits if s.scope in CAP_SCOPES],
+                        [s for s in balance.limits if s.scope == GROUP_TOTAL], balance.rate)

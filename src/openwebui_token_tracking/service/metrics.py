@@ -53,8 +53,9 @@ def render(session: Session, now: datetime) -> str:
     out += _family(
         "tt_requests_refused_total", "counter",
         "Requests refused before reaching a provider, by reason (user_limit, "
-        "sponsored_user_limit, sponsored_total_limit, allowance_expired, unpriced_model, "
-        "model_not_covered), provider and model.",
+        "sponsored_user_limit, sponsored_total_limit, allowance_expired, model_cap, "
+        "provider_cap, group_budget, rate_limit_requests, rate_limit_tokens, "
+        "unpriced_model, model_not_covered), provider and model.",
         (f"tt_requests_refused_total"
          f"{_labels(reason=r.reason, provider=r.provider, model=r.model_id)} {r.count}"
          for r in refusals.refusal_totals(session)))

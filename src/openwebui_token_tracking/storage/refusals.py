@@ -54,11 +54,17 @@ class RefusalTotal:
     count: int
 
 
-def refusal_totals(session: Session) -> list[RefusalTotal]:
-    """All refusals ever counted, by reason, provider and model."""
-    rows = session.execute(
-        sa.select(refusals.c.reason, refusals.c.provider, refusals.c.model_id,
-                  sa.func.sum(refusals.c.count))
-        .group_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id)
-        .order_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id))
+def refusal_totals(session: Session, since: datetime | None = None,
+                   until: datetime | None = None) -> list[RefusalTotal]:
+    """Refusals by reason, provider and model: all ever counted, or those of the UTC days
+    that start in ``[since, until)``."""
+    query = (sa.select(refusals.c.reason, refusals.c.provider, refusals.c.model_id,
+                       sa.func.sum(refusals.c.count))
+             .group_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id)
+             .order_by(refusals.c.reason, refusals.c.provider, refusals.c.model_id))
+    if since is not None:
+        query = query.where(refusals.c.day >= int(since.timestamp()))
+    if until is not None:
+        query = query.where(refusals.c.day < int(until.timestamp()))
+    rows = session.execute(query)
     return [RefusalTotal(r, p, m, int(c)) for r, p, m, c in rows]
