@@ -13,7 +13,13 @@ from openwebui_token_tracking.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from openwebui_token_tracking.storage import group_links, groups, prices, settings_store
+from openwebui_token_tracking.storage import (
+    group_links,
+    groups,
+    prices,
+    reports,
+    settings_store,
+)
 from openwebui_token_tracking.storage.openwebui_groups import (
     GroupTables,
     find_openwebui_group,
@@ -147,3 +153,15 @@ def test_cycles_in_openwebui_parents_terminate(acct, engine):
     acct.run(lambda s: group_links.link_group(s, "Staff budget", "research"))
     assert limit_of(acct, "u-alice") == 110  # staff -> research -> staff ...
     assert acct.run(lambda s: s.scalar(sa.select(sa.literal(1)))) == 1
+
+
+def test_reports_by_group_count_linked_members(acct):
+    acct.run(lambda s: group_links.link_group(s, "Staff budget", "staff"))
+    acct.run(lambda s: groups.add_member(s, "Student budget", "u-bob"))
+    for user in ("u-alice", "u-bob", "u-admin"):
+        acct.record(user_id=user, provider="openai", model_id="gpt",
+                    usage=Usage(output_tokens=1000))
+    rows = acct.run(lambda s: reports.usage_summary(
+        s, since=NOW - timedelta(days=1), until=NOW + timedelta(days=1), by="group"))
+    assert {r.key: r.requests for r in rows} == {"Staff budget": 2, "Student budget": 1,
+                                                  "(no group)": 1}

@@ -29,8 +29,8 @@ from ..errors import (
     TokenLimitExceededError,
     TotalTokenLimitExceededError,
 )
-from .openwebui_groups import GroupTables, group_tables, openwebui_members
-from .schema import BudgetCounter, CreditGroup, CreditGroupUser, SponsoredAllowance, TokenUsageLog
+from .openwebui_groups import GroupTables, credit_group_members, group_tables
+from .schema import BudgetCounter, SponsoredAllowance, TokenUsageLog
 from .scopes import (
     GROUP_TOTAL,
     MODEL_CAP,
@@ -103,13 +103,8 @@ class Balance:
 
 def _group_members(kind: GroupTables, group_id: uuid.UUID) -> sa.Select[Any]:
     """User ids of a credit group: direct members and members through its link."""
-    members = sa.select(CreditGroupUser.user_id).where(
-        CreditGroupUser.credit_group_id == group_id)
-    if kind is GroupTables.NONE:
-        return members
-    linked = sa.select(CreditGroup.openwebui_group_id).where(CreditGroup.id == group_id)
-    return sa.select(sa.union(members, openwebui_members(kind, linked.scalar_subquery()))
-                     .subquery())
+    pairs = credit_group_members(kind)
+    return sa.select(pairs.c.user_id).where(pairs.c.credit_group_id == group_id)
 
 
 def _ledger_filter(key: CounterKey, window: Window,

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError
-from .openwebui_groups import GroupTables, group_tables, openwebui_members
+from .openwebui_groups import credit_group_members, group_tables
 from .schema import CreditGroup, CreditGroupUser
 from .user_state import admission_terms
 from .users import require_user
@@ -141,24 +141,14 @@ def list_groups(session: Session) -> list[CreditGroup]:
 
 
 _groups = cast(sa.Table, CreditGroup.__table__)
-_members = cast(sa.Table, CreditGroupUser.__table__)
 
 
 def allowances_by_user(session: Session) -> dict[str, int]:
     """Each member's summed group allowances (whole credits), linked members included,
     each group counted once per user."""
-    pairs: set[tuple[str, object]] = {
-        (u, g) for u, g in session.execute(sa.select(_members.c.user_id,
-                                                      _members.c.credit_group_id))}
-    kind = group_tables(session)
-    if kind is not GroupTables.NONE:
-        linked = session.execute(sa.select(_groups.c.id, _groups.c.openwebui_group_id)
-                                 .where(_groups.c.openwebui_group_id.is_not(None))).all()
-        for group_id, owui_id in linked:
-            query = openwebui_members(kind, sa.literal(owui_id))
-            pairs.update((user_id, group_id) for user_id in session.scalars(query))
-    allowance = dict(session.execute(sa.select(_groups.c.id, _groups.c.max_credit)).all())
-    out: dict[str, int] = {}
-    for user_id, group_id in pairs:
-        out[user_id] = out.get(user_id, 0) + int(allowance.get(group_id) or 0)
-    return out
+    pairs = credit_group_members(group_tables(session))
+    rows = session.execute(
+        sa.select(pairs.c.user_id, sa.func.sum(_groups.c.max_credit))
+        .select_from(pairs.join(_groups, _groups.c.id == pairs.c.credit_group_id))
+        .group_by(pairs.c.user_id))
+    return {user_id: int(total or 0) for user_id, total in rows}

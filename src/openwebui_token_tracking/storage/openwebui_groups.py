@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidInputError, NotFoundError
 from .openwebui_tables import group_member_table, group_table
+from .schema import CreditGroup, CreditGroupUser
 
 
 class GroupTables(enum.Enum):
@@ -106,6 +107,25 @@ def openwebui_members(kind: GroupTables, group_id: sa.ColumnElement[Any]) -> sa.
     return (sa.select(_gm.c.user_id)
             .select_from(_gm.join(_g, _g.c.id == _gm.c.group_id))
             .where(_gm.c.group_id == group_id))
+
+
+def credit_group_members(kind: GroupTables) -> sa.Subquery:
+    """Every (``user_id``, ``credit_group_id``) membership, each once: direct members and
+    members of each linked Open WebUI group or of its sub-groups."""
+    cg, cgu = CreditGroup.__table__, CreditGroupUser.__table__
+    direct = sa.select(cgu.c.user_id, cgu.c.credit_group_id)
+    if kind is GroupTables.NONE:
+        return direct.subquery("tt_memberships")
+    tree = (sa.select(cg.c.id.label("cgid"), _g.c.id.label("gid"))
+            .select_from(cg.join(_g, _g.c.id == cg.c.openwebui_group_id))
+            .cte("tt_link_tree", recursive=kind is GroupTables.NESTED))
+    if kind is GroupTables.NESTED:
+        child = _g.alias("tt_link_sub")
+        tree = tree.union(sa.select(tree.c.cgid, child.c.id).select_from(
+            child.join(tree, child.c.parent_group_id == tree.c.gid)))
+    linked = (sa.select(_gm.c.user_id, tree.c.cgid)
+              .select_from(_gm.join(tree, tree.c.gid == _gm.c.group_id)))
+    return sa.union(direct, linked).subquery("tt_memberships")
 
 
 # -- reading Open WebUI's groups ----------------------------------------------------------
