@@ -29,7 +29,7 @@ from .storage import counters, ledger, refusals, scopes, sponsors
 from .storage.engine import get_engine, read_only_options, redact
 from .storage.ledger import Admitted
 from .storage.schema import SponsoredAllowance
-from .storage.settings_store import BudgetSettings, budget_settings
+from .storage.settings_store import BudgetSettings
 from .storage.user_state import UserTerms
 
 T = TypeVar("T")
@@ -229,13 +229,12 @@ class Accountant:
         def work(session: Session) -> BalanceReport:
             allowance = self._allowance(session, allowance_name, allowance_id,
                                         with_models=False)
-            settings = budget_settings(session)
             rate = None
-            if allowance is None:
-                pairs, terms = counters.own_balance(session, user_id, now, settings)
+            if allowance is None:  # settings, groups, caps and counters in one round trip
+                pairs, terms, settings = counters.own_balance(session, user_id, now)
                 rate = rate_report(terms, settings, now)
             else:
-                pairs = counters.user_balance(session, user_id, now, allowance, settings)
+                pairs = counters.user_balance(session, user_id, now, allowance)
             states = []
             for limit, bal in pairs:
                 remaining = bal.remaining_micro

@@ -40,8 +40,8 @@ from .scopes import (
     SPONSOR_USER,
     USER,
 )
-from .settings_store import BudgetSettings, budget_settings
-from .user_state import UserTerms, admission_terms, balance_terms, group_subject
+from .settings_store import BudgetSettings, budget_settings, budget_settings_from
+from .user_state import Counter, UserTerms, admission_terms, balance_terms, group_subject
 
 counter = cast(sa.Table, BudgetCounter.__table__)
 usage_log = cast(sa.Table, TokenUsageLog.__table__)
@@ -290,13 +290,15 @@ def limits_for(session: Session, user_id: str, allowance: SponsoredAllowance | N
     return request_terms(session, user_id, now, settings, provider or "", model_id or "")[0]
 
 
-def request_terms(session: Session, user_id: str, now: datetime, settings: BudgetSettings,
-                  provider: str, model_id: str) -> tuple[list[Limit], UserTerms]:
-    """The user's own limits for one request, read in one round trip, with the terms
-    they came from (for the rate limits)."""
-    window = window_for(now, settings.period, settings.timezone)
+def request_terms(session: Session, user_id: str, now: datetime,
+                  settings: BudgetSettings | None, provider: str, model_id: str
+                  ) -> tuple[list[Limit], UserTerms, BudgetSettings]:
+    """The user's own limits for one request, the terms they came from (for the rate
+    limits) and the settings (read in the same round trip when not given)."""
     terms = admission_terms(session, user_id, provider, model_id)
-    return own_limits(terms, user_id, window, settings), terms
+    settings = settings or budget_settings_from(session, terms.settings)
+    window = window_for(now, settings.period, settings.timezone)
+    return own_limits(terms, user_id, window, settings), terms, settings
 
 
 def user_balance(session: Session, user_id: str, now: datetime,
@@ -335,20 +337,23 @@ def balances_of(session: Session, limits: list[Limit]) -> list[Balance]:
             for lim, spent, reserved in zip(limits, values[0::2], values[1::2], strict=True)]
 
 
-def own_balance(session: Session, user_id: str, now: datetime, settings: BudgetSettings
-                ) -> tuple[list[tuple[Limit, Balance]], UserTerms]:
-    """The user's own limits with their state, and the terms (rate limits and counter):
-    groups, caps and every counter in one round trip."""
+def own_balance(session: Session, user_id: str, now: datetime,
+                settings: BudgetSettings | None = None
+                ) -> tuple[list[tuple[Limit, Balance]], UserTerms, BudgetSettings]:
+    """The user's own limits with their state, the terms (rate limits and counter) and
+    the settings: everything in one round trip (when ``settings`` is not given)."""
+    terms = balance_terms(session, user_id)
+    settings = settings or budget_settings_from(session, terms.settings)
     window = window_for(now, settings.period, settings.timezone)
-    terms = balance_terms(session, user_id, window.key)
     limits = own_limits(terms, user_id, window, settings)
-    counters: dict[tuple[str, str], tuple[int | None, int | None]] = {
-        (USER, user_id): (terms.spent_micro, terms.reserved_micro)}
+    counters: dict[tuple[str, str], Counter | None] = {(USER, user_id): terms.counter}
     for g in terms.groups:
-        counters[(GROUP_TOTAL, group_subject(g.id))] = (g.total_spent_micro,
-                                                         g.total_reserved_micro)
+        counters[(GROUP_TOTAL, group_subject(g.id))] = g.total_counter
     for cap in terms.caps:
-        counters[(cap.scope, f"{user_id}:{cap.target}")] = (cap.spent_micro,
-                                                             cap.reserved_micro)
-    return [(lim, _balance(session, lim, *counters[(lim.key.scope, lim.key.subject)]))
-            for lim in limits], terms
+        counters[(cap.scope, f"{user_id}:{cap.target}")] = cap.counter
+    out = []
+    for lim in limits:
+        found = counters[(lim.key.scope, lim.key.subject)]
+        values = found.values_in(window.key) if found else (None, None)
+        out.append((lim, _balance(session, lim, *values)))
+    return out, terms, settings

@@ -122,7 +122,6 @@ def reserve(
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
-    settings = settings or budget_settings(session)
     price = require_price(session, provider, model_id, now)
     if allowance is not None:
         check_allowance_usable(allowance, model_id, now)
@@ -130,12 +129,13 @@ def reserve(
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
     limits: list[Limit] = []
     rate_minute, rate_tokens = None, 0
-    if free:
-        pass
-    elif allowance is not None:
-        limits = sponsor_limits(allowance, user_id, now, settings)
-    else:
-        limits, terms = request_terms(session, user_id, now, settings, provider, model_id)
+    if free or allowance is not None:
+        settings = settings or budget_settings(session)
+        if allowance is not None and not free:
+            limits = sponsor_limits(allowance, user_id, now, settings)
+    else:  # the settings come with the user's terms, in one round trip
+        limits, terms, settings = request_terms(session, user_id, now, settings, provider,
+                                                model_id)
         rates = rate_limits.RateLimits(*terms.rate_limits(settings.requests_per_minute,
                                                           settings.tokens_per_minute))
         if enforce and rates.active:  # background tasks are neither counted nor refused
@@ -334,11 +334,12 @@ def record_usage(
     })
     if row_id is None or not charged:  # free models are exempt from every limit
         return row_id
-    settings = settings or budget_settings(session)
     if allowance is not None:
+        settings = settings or budget_settings(session)
         limits = sponsor_limits(allowance, user_id, now, settings)
     else:
-        limits, terms = request_terms(session, user_id, now, settings, provider, model_id)
+        limits, terms, settings = request_terms(session, user_id, now, settings, provider,
+                                                model_id)
         rates = terms.rate_limits(settings.requests_per_minute, settings.tokens_per_minute)
         if rates[1] is not None:
             rate_limits.add_tokens(session, user_id, usage.total_tokens, now)

@@ -150,7 +150,27 @@ class BudgetSettings:
 
 
 def budget_settings(session: Session) -> BudgetSettings:
-    stored = read_all(session)
+    return budget_settings_from(session, read_all(session))
+
+
+_parsed: dict[frozenset[tuple[str, str]], BudgetSettings] = {}
+
+
+def budget_settings_from(session: Session, stored: dict[str, str]) -> BudgetSettings:
+    """``budget_settings`` from settings already read (``read_all``); the parsing of the
+    same stored values is remembered (settings change rarely, requests read them often)."""
+    if any(k not in stored for k in SPECS):  # a default applies: parse (and warn once)
+        return _parse(session, stored)
+    key = frozenset(stored.items())
+    found = _parsed.get(key)
+    if found is None:
+        if len(_parsed) > 64:
+            _parsed.clear()
+        found = _parsed[key] = _parse(session, stored)
+    return found
+
+
+def _parse(session: Session, stored: dict[str, str]) -> BudgetSettings:
     return BudgetSettings(
         base_allowance_micro=credits_to_micro(get_value(session, "base_credit_allowance", stored)),
         period=Period(get_value(session, "budget_period", stored)),

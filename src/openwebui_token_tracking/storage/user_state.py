@@ -1,15 +1,20 @@
-"""A user's own-allowance terms in one round trip.
+"""A user's own-allowance terms and the settings, in one round trip.
 
 Admission and the balance check read, in one statement, everything that shapes the
-user's own limits: each credit group they are in (as a direct member or through a
-linked Open WebUI group, each group once), the spend caps of the base and of those
-groups, and, for the balance, the counters. The statement is a ``UNION ALL`` of tagged
-rows:
+user's own limits: the settings (base allowance, window, default rate limits), each
+credit group the user is in (as a direct member or through a linked Open WebUI group,
+each group once), the spend caps of the base and of those groups, and, for the balance,
+the counters. The statement is a ``UNION ALL`` of tagged rows:
 
+- ``s``: a stored setting (key, value)
 - ``g``: a credit group: name, allowance, rate-limit overrides, team budget (and its
   counter)
 - ``c``: a spend cap of the base or of one of the groups (and the user's counter for it)
 - ``u``: the user's window counter and rate counter (balance only)
+
+Counters are read as each key's latest window (an index seek on the primary key), so
+the statement does not depend on the window the settings define; a counter of another
+window than the current one counts as missing.
 
 Statements are built once per dialect, shape of Open WebUI's group tables and purpose.
 """
@@ -26,7 +31,14 @@ from sqlalchemy.orm import Session
 
 from ..accounting.limits import effective_caps, most_generous
 from .openwebui_groups import GroupTables, group_tables, user_openwebui_groups
-from .schema import BudgetCounter, CreditGroup, CreditGroupUser, RateCounter, SpendCap
+from .schema import (
+    BaseSetting,
+    BudgetCounter,
+    CreditGroup,
+    CreditGroupUser,
+    RateCounter,
+    SpendCap,
+)
 from .scopes import GROUP_TOTAL, MODEL_CAP, PROVIDER_CAP, USER
 
 _groups = cast(sa.Table, CreditGroup.__table__)
@@ -34,6 +46,7 @@ _members = cast(sa.Table, CreditGroupUser.__table__)
 _caps = cast(sa.Table, SpendCap.__table__)
 _counter = cast(sa.Table, BudgetCounter.__table__)
 _rate = cast(sa.Table, RateCounter.__table__)
+_settings = cast(sa.Table, BaseSetting.__table__)
 
 
 def group_subject(group_id: uuid.UUID) -> str:
@@ -48,6 +61,28 @@ def _hex_id(dialect: str) -> sa.ColumnElement[str]:
 
 
 @dataclass(frozen=True)
+class Counter:
+    """A counter's latest window (``window_start``) and its values."""
+
+    window_start: int
+    spent_micro: int
+    reserved_micro: int
+
+    def values_in(self, window_key: int) -> tuple[int | None, int | None]:
+        """(spent, reserved) if this is the counter of window ``window_key``, else Nones."""
+        if self.window_start != window_key:
+            return None, None
+        return self.spent_micro, self.reserved_micro
+
+
+def _counter_of(window: object, spent: object, reserved: object) -> Counter | None:
+    if window is None:
+        return None
+    return Counter(int(cast(int, window)), int(cast(int, spent or 0)),
+                   int(cast(int, reserved or 0)))
+
+
+@dataclass(frozen=True)
 class GroupTerms:
     id: uuid.UUID
     name: str
@@ -55,9 +90,8 @@ class GroupTerms:
     requests_per_minute: int | None
     tokens_per_minute: int | None
     total_credit_limit: int | None
-    total_spent_micro: int | None = None
-    """The team budget's counter (balance only; None: no counter yet this window)."""
-    total_reserved_micro: int | None = None
+    total_counter: Counter | None = None
+    """The team budget's counter (balance only)."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +100,8 @@ class CapTerms:
     scope: str
     target: str
     credit_limit: int
-    spent_micro: int | None = None
-    """The user's counter for this cap (balance only; None: no counter yet)."""
-    reserved_micro: int | None = None
+    counter: Counter | None = None
+    """The user's counter for this cap (balance only)."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +113,12 @@ class RateState:
 
 @dataclass(frozen=True)
 class UserTerms:
+    settings: dict[str, str]
+    """Every stored setting, unvalidated (``settings_store.budget_settings_from``)."""
     groups: tuple[GroupTerms, ...]
     caps: tuple[CapTerms, ...]
-    spent_micro: int | None = None
-    """The user's window counter (balance only; None: no counter yet this window)."""
-    reserved_micro: int | None = None
+    counter: Counter | None = None
+    """The user's own window counter (balance only)."""
     rate: RateState | None = None
 
     @property
@@ -107,8 +141,7 @@ class UserTerms:
                 by_group.setdefault(c.group_id, {})[(c.scope, c.target)] = c.credit_limit
         chosen = effective_caps(base, by_group.values())
         sample = {(c.scope, c.target): c for c in self.caps}
-        return {key: CapTerms(None, key[0], key[1], value, sample[key].spent_micro,
-                              sample[key].reserved_micro)
+        return {key: CapTerms(None, key[0], key[1], value, sample[key].counter)
                 for key, value in sorted(chosen.items())}
 
 
@@ -116,66 +149,61 @@ def _cast_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(sa.null(), type_)
 
 
-def _counter_value(col: sa.Column[int], scope: sa.ColumnElement[str],
-                   subject: sa.ColumnElement[str]) -> sa.ColumnElement[Any]:
-    return (sa.select(col).where(_counter.c.scope == scope, _counter.c.subject == subject,
-                                 _counter.c.window_start == sa.bindparam("k_window"))
-            .scalar_subquery())
+def _latest(scope: sa.ColumnElement[str], subject: sa.ColumnElement[str]
+            ) -> list[sa.ColumnElement[Any]]:
+    """(window_start, spent, reserved) of the key's latest counter, as scalar subqueries."""
+    return [sa.select(col).where(_counter.c.scope == scope, _counter.c.subject == subject)
+            .order_by(_counter.c.window_start.desc()).limit(1).scalar_subquery()
+            for col in (_counter.c.window_start, _counter.c.spent_micro,
+                        _counter.c.reserved_micro)]
 
 
 def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.CompoundSelect:
     """The tagged-rows statement. Binds ``user_id``; admission also ``model_id`` and
-    ``provider`` (only the caps on them are read); balance also ``k_window`` (the budget
-    window key) for the counters."""
-    big, uid = sa.BigInteger(), sa.bindparam("user_id", type_=sa.String)
+    ``provider`` (only the caps on them are read)."""
+    big, text = sa.BigInteger(), sa.String()
+    uid = sa.bindparam("user_id", type_=sa.String)
     direct = sa.select(_members.c.credit_group_id).where(_members.c.user_id == uid)
     mine: sa.ColumnElement[bool] = _groups.c.id.in_(direct)
     if kind is not GroupTables.NONE:
         owui = user_openwebui_groups(kind)
         mine = sa.or_(mine, _groups.c.openwebui_group_id.in_(sa.select(owui.c.gid)))
-    null_big = _cast_null(big)
-    total_cols: list[sa.ColumnElement[Any]]
+    mine_ids = sa.select(_groups.c.id).where(mine).cte("tt_mine")
+    nulls = [_cast_null(big) for _ in range(3)]
+    setting_rows = sa.select(
+        sa.literal_column("'s'").label("tag"), _cast_null(sa.Uuid()).label("gid"),
+        _settings.c.setting_key.label("scope"), _settings.c.setting_value.label("target"),
+        *[_cast_null(big).label(f"n{i}") for i in range(1, 8)])
+    total = (_latest(sa.literal_column(f"'{GROUP_TOTAL}'"), _hex_id(dialect)) if balance
+             else nulls)
+    group_rows = sa.select(
+        sa.literal_column("'g'"), _groups.c.id, _cast_null(text), _groups.c.name,
+        _groups.c.max_credit, _groups.c.requests_per_minute, _groups.c.tokens_per_minute,
+        _groups.c.total_credit_limit, *total,
+    ).where(_groups.c.id.in_(sa.select(mine_ids.c.id)))
+    cap_filter: sa.ColumnElement[bool] = sa.or_(
+        _caps.c.credit_group_id.is_(None),
+        _caps.c.credit_group_id.in_(sa.select(mine_ids.c.id)))
     if balance:
-        total_cols = [
-            sa.case((_groups.c.total_credit_limit.is_not(None), _counter_value(
-                col, sa.literal_column(f"'{GROUP_TOTAL}'"), _hex_id(dialect))))
-            for col in (_counter.c.spent_micro, _counter.c.reserved_micro)]
+        cap_counter = _latest(_caps.c.scope, uid + sa.literal_column("':'") + _caps.c.target)
     else:
-        total_cols = [null_big, null_big]
-    group_rows: sa.Select[Any] = sa.select(
-        sa.literal_column("'g'").label("tag"), _groups.c.id.label("gid"),
-        _cast_null(sa.String()).label("scope"), _groups.c.name.label("target"),
-        _groups.c.max_credit.label("n1"), _groups.c.requests_per_minute.label("n2"),
-        _groups.c.tokens_per_minute.label("n3"), _groups.c.total_credit_limit.label("n4"),
-        total_cols[0].label("n5"), total_cols[1].label("n6"),
-    ).where(mine)
-    cap_owner = sa.or_(_caps.c.credit_group_id.is_(None),
-                       _caps.c.credit_group_id.in_(sa.select(_groups.c.id).where(mine)))
-    cap_counters: list[sa.ColumnElement[Any]]
-    if balance:
-        subject = uid + sa.literal_column("':'") + _caps.c.target
-        cap_counters = [_counter_value(col, _caps.c.scope, subject)
-                        for col in (_counter.c.spent_micro, _counter.c.reserved_micro)]
-        cap_filter = cap_owner
-    else:
-        cap_counters = [null_big, null_big]
-        cap_filter = sa.and_(cap_owner, sa.or_(
+        cap_counter = nulls
+        cap_filter = sa.and_(cap_filter, sa.or_(
             sa.and_(_caps.c.scope == MODEL_CAP, _caps.c.target == sa.bindparam("model_id")),
             sa.and_(_caps.c.scope == PROVIDER_CAP,
                     _caps.c.target == sa.bindparam("provider"))))
-    cap_rows: sa.Select[Any] = sa.select(
+    cap_rows = sa.select(
         sa.literal_column("'c'"), _caps.c.credit_group_id, _caps.c.scope, _caps.c.target,
-        _caps.c.credit_limit, cap_counters[0], cap_counters[1], null_big, null_big, null_big,
+        _caps.c.credit_limit, *cap_counter, _cast_null(big), _cast_null(big), _cast_null(big),
     ).where(cap_filter)
-    parts: list[sa.Select[Any]] = [group_rows, cap_rows]
+    parts: list[sa.Select[Any]] = [setting_rows, group_rows, cap_rows]
     if balance:
-        own = [_counter_value(col, sa.literal_column(f"'{USER}'"), uid)
-               for col in (_counter.c.spent_micro, _counter.c.reserved_micro)]
         rate = [sa.select(col).where(_rate.c.user_id == uid).scalar_subquery()
                 for col in (_rate.c.minute_start, _rate.c.requests, _rate.c.tokens)]
         parts.append(sa.select(
-            sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(sa.String()),
-            _cast_null(sa.String()), *own, *rate, null_big))
+            sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(text),
+            _cast_null(text), *_latest(sa.literal_column(f"'{USER}'"), uid), *rate,
+            _cast_null(big)))
     return sa.union_all(*parts)
 
 
@@ -196,33 +224,34 @@ def _int(value: object) -> int | None:
 
 
 def _fold(rows: Iterable[Any]) -> UserTerms:
+    settings: dict[str, str] = {}
     groups, caps = [], []
-    own: tuple[int | None, int | None] = (None, None)
-    rate = None
-    for tag, gid, scope, target, n1, n2, n3, n4, n5, n6 in rows:
-        if tag == "g":
+    own = rate = None
+    for tag, gid, scope, target, n1, n2, n3, n4, n5, n6, n7 in rows:
+        if tag == "s":
+            if target is not None:
+                settings[str(scope)] = str(target)
+        elif tag == "g":
             groups.append(GroupTerms(cast(uuid.UUID, gid), str(target), int(n1 or 0),
-                                     _int(n2), _int(n3), _int(n4), _int(n5), _int(n6)))
+                                     _int(n2), _int(n3), _int(n4), _counter_of(n5, n6, n7)))
         elif tag == "c":
             caps.append(CapTerms(cast(uuid.UUID | None, gid), str(scope), str(target),
-                                 int(n1 or 0), _int(n2), _int(n3)))
+                                 int(n1 or 0), _counter_of(n2, n3, n4)))
         else:
-            own = (_int(n1), _int(n2))
-            if n3 is not None:
-                rate = RateState(int(n3), int(n4 or 0), int(n5 or 0))
-    return UserTerms(tuple(groups), tuple(caps), own[0], own[1], rate)
+            own = _counter_of(n1, n2, n3)
+            if n4 is not None:
+                rate = RateState(int(n4), int(n5 or 0), int(n6 or 0))
+    return UserTerms(settings, tuple(groups), tuple(caps), own, rate)
 
 
 def admission_terms(session: Session, user_id: str, provider: str, model_id: str
                     ) -> UserTerms:
-    """The user's groups and the caps on this model and provider (no counters)."""
+    """The settings, the user's groups and the caps on this model and provider."""
     rows = session.execute(_statement(session, False),
                            {"user_id": user_id, "model_id": model_id, "provider": provider})
     return _fold(rows)
 
 
-def balance_terms(session: Session, user_id: str, window_key: int) -> UserTerms:
-    """The user's groups, every cap that applies and the counters of this window."""
-    rows = session.execute(_statement(session, True),
-                           {"user_id": user_id, "k_window": window_key})
-    return _fold(rows)
+def balance_terms(session: Session, user_id: str) -> UserTerms:
+    """The settings, the user's groups, every cap that applies and the latest counters."""
+    return _fold(session.execute(_statement(session, True), {"user_id": user_id}))
