@@ -16,10 +16,12 @@ from __future__ import annotations
 import enum
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInputError, NotFoundError
@@ -41,7 +43,8 @@ RECHECK_MISSING_S = 60.0
 """A database found without group tables is probed again after this many seconds
 (Open WebUI may create them after our process started)."""
 
-_probed: dict[str, tuple[GroupTables, float]] = {}
+_probed: weakref.WeakKeyDictionary[Engine, tuple[GroupTables, float]] = \
+    weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -55,8 +58,8 @@ def probe_group_tables(session: Session) -> GroupTables:
 
 
 def group_tables(session: Session) -> GroupTables:
-    """``probe_group_tables``, cached per database (a missing table is re-probed later)."""
-    key = session.get_bind().engine.url.render_as_string(hide_password=False)
+    """``probe_group_tables``, cached per engine (a missing table is re-probed later)."""
+    key = session.get_bind().engine
     found = _probed.get(key)
     now = time.monotonic()
     if found is not None and (found[0] is not GroupTables.NONE
