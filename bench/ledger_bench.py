@@ -150,8 +150,10 @@ def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
-def run(backend: str, url: str, rows: int, n: int,
-        scenario: str = "base") -> list[tuple[str, float, float]]:
+def run(backend: str, url: str, rows: int, n: int, scenario: str = "base",
+        repeat: int = 1) -> list[tuple[str, float, float]]:
+    """Each operation timed ``n`` times, ``repeat`` rounds; per operation the round with
+    the lowest p50 is kept (on a shared machine, other processes only ever add time)."""
     acct = prepare(url, rows, scenario)
     rnd = random.Random(42)
     users = [f"user-{i}" for i in range(USERS)]
@@ -160,6 +162,16 @@ def run(backend: str, url: str, rows: int, n: int,
         for name in (None, "lab"):
             acct.release(acct.admit(user_id=u, provider="openai", model_id="gpt",
                                     estimate=est, allowance_name=name).reservation_id)
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeat):
+        for op, p50, p95 in _round(acct, rnd, users, est, n):
+            if op not in best or p50 < best[op][0]:
+                best[op] = (p50, p95)
+    return [(op, *stats) for op, stats in best.items()]
+
+
+def _round(acct: Accountant, rnd: random.Random, users: list[str], est: Usage,
+           n: int) -> list[tuple[str, float, float]]:
     results = []
     results.append(("check", *_stats(timed(lambda: acct.balance(rnd.choice(users)), n))))
     results.append(("check+sponsored", *_stats(timed(
@@ -188,6 +200,8 @@ def main() -> None:
     ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--sizes", default="0,100000,1000000")
     ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds per operation; the round with the lowest p50 is shown")
     ap.add_argument("--scenario", default="base",
                     help="comma-separated: base, limits (linked group + rate limits + caps)")
     args = ap.parse_args()
@@ -213,7 +227,8 @@ def main() -> None:
                         c.exec_driver_sql(f"CREATE SCHEMA {schema}")
                     url = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
                 try:
-                    for op, p50, p95 in run(backend, url, rows, args.iterations, scenario):
+                    for op, p50, p95 in run(backend, url, rows, args.iterations, scenario,
+                                            args.repeat):
                         print(f"{backend:<11} {scenario:<8} {rows:>9}  {op:<16} {p50:>8.3f} "
                               f"{p95:>8.3f}", flush=True)
                 finally:

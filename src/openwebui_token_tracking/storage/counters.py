@@ -74,15 +74,8 @@ class Limit:
     error: type[TokenLimitExceededError]
     label: str = "credit limit"
     """What the limit is, for people (``spend cap on model 'o1'``)."""
-
-    @property
-    def target(self) -> str | None:
-        """The capped model or provider, or the team budget's group name; else None."""
-        if self.key.scope in (MODEL_CAP, PROVIDER_CAP):
-            return self.key.subject.split(":", 1)[1]
-        if self.key.scope == GROUP_TOTAL:
-            return self.label.removeprefix("team budget of credit group ").strip("'")
-        return None
+    target: str | None = None
+    """The capped model or provider, or the team budget's credit group name."""
 
 
 @dataclass(frozen=True)
@@ -271,12 +264,12 @@ def own_limits(terms: UserTerms, user_id: str, window: Window,
             limits.append(Limit(CounterKey(GROUP_TOTAL, group_subject(g.id), window.key),
                                 _credits(g.total_credit_limit), window,
                                 GroupBudgetExceededError,
-                                f"team budget of credit group {g.name!r}"))
+                                f"team budget of credit group {g.name!r}", g.name))
     for (scope, target), cap in terms.effective_caps().items():
         kind = "model" if scope == MODEL_CAP else "provider"
         limits.append(Limit(CounterKey(scope, f"{user_id}:{target}", window.key),
                             _credits(cap.credit_limit), window, SpendCapExceededError,
-                            f"spend cap on {kind} {target!r}"))
+                            f"spend cap on {kind} {target!r}", target))
     return limits
 
 

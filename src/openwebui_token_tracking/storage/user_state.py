@@ -12,7 +12,7 @@ the counters. The statement is a ``UNION ALL`` of tagged rows:
 - ``c``: a spend cap of the base or of one of the groups (and the user's counter for it)
 - ``u``: the user's window counter and rate counter (balance only)
 
-Counters are read as each key's latest window (an index seek on the primary key), so
+Counters are joined as each key's latest window (an index seek on the primary key), so
 the statement does not depend on the window the settings define; a counter of another
 window than the current one counts as missing.
 
@@ -149,13 +149,19 @@ def _cast_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(sa.null(), type_)
 
 
-def _latest(scope: sa.ColumnElement[str], subject: sa.ColumnElement[str]
-            ) -> list[sa.ColumnElement[Any]]:
-    """(window_start, spent, reserved) of the key's latest counter, as scalar subqueries."""
-    return [sa.select(col).where(_counter.c.scope == scope, _counter.c.subject == subject)
-            .order_by(_counter.c.window_start.desc()).limit(1).scalar_subquery()
-            for col in (_counter.c.window_start, _counter.c.spent_micro,
-                        _counter.c.reserved_micro)]
+def _latest(source: sa.FromClause, scope: sa.ColumnElement[str],
+            subject: sa.ColumnElement[str], name: str,
+            also: sa.ColumnElement[bool] | None = None
+            ) -> tuple[sa.FromClause, list[sa.ColumnElement[Any]]]:
+    """``source`` left-joined to the key's latest counter (an index seek on the primary
+    key), and that counter's (window_start, spent, reserved) columns."""
+    found, latest = _counter.alias(name), _counter.alias(f"{name}_max")
+    newest = (sa.select(sa.func.max(latest.c.window_start))
+              .where(latest.c.scope == scope, latest.c.subject == subject).scalar_subquery())
+    on = sa.and_(found.c.scope == scope, found.c.subject == subject,
+                 found.c.window_start == newest)
+    joined = source.outerjoin(found, on if also is None else sa.and_(also, on))
+    return joined, [found.c.window_start, found.c.spent_micro, found.c.reserved_micro]
 
 
 def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.CompoundSelect:
@@ -174,18 +180,24 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
         sa.literal_column("'s'").label("tag"), _cast_null(sa.Uuid()).label("gid"),
         _settings.c.setting_key.label("scope"), _settings.c.setting_value.label("target"),
         *[_cast_null(big).label(f"n{i}") for i in range(1, 8)])
-    total = (_latest(sa.literal_column(f"'{GROUP_TOTAL}'"), _hex_id(dialect)) if balance
-             else nulls)
+    group_source: sa.FromClause = _groups
+    total = nulls
+    if balance:
+        group_source, total = _latest(_groups, sa.literal_column(f"'{GROUP_TOTAL}'"),
+                                      _hex_id(dialect), "tt_total",
+                                      _groups.c.total_credit_limit.is_not(None))
     group_rows = sa.select(
         sa.literal_column("'g'"), _groups.c.id, _cast_null(text), _groups.c.name,
         _groups.c.max_credit, _groups.c.requests_per_minute, _groups.c.tokens_per_minute,
         _groups.c.total_credit_limit, *total,
-    ).where(_groups.c.id.in_(sa.select(mine_ids.c.id)))
+    ).select_from(group_source).where(_groups.c.id.in_(sa.select(mine_ids.c.id)))
     cap_filter: sa.ColumnElement[bool] = sa.or_(
         _caps.c.credit_group_id.is_(None),
         _caps.c.credit_group_id.in_(sa.select(mine_ids.c.id)))
+    cap_source: sa.FromClause = _caps
     if balance:
-        cap_counter = _latest(_caps.c.scope, uid + sa.literal_column("':'") + _caps.c.target)
+        cap_source, cap_counter = _latest(
+            _caps, _caps.c.scope, uid + sa.literal_column("':'") + _caps.c.target, "tt_cap")
     else:
         cap_counter = nulls
         cap_filter = sa.and_(cap_filter, sa.or_(
@@ -195,15 +207,16 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
     cap_rows = sa.select(
         sa.literal_column("'c'"), _caps.c.credit_group_id, _caps.c.scope, _caps.c.target,
         _caps.c.credit_limit, *cap_counter, _cast_null(big), _cast_null(big), _cast_null(big),
-    ).where(cap_filter)
+    ).select_from(cap_source).where(cap_filter)
     parts: list[sa.Select[Any]] = [setting_rows, group_rows, cap_rows]
     if balance:
-        rate = [sa.select(col).where(_rate.c.user_id == uid).scalar_subquery()
-                for col in (_rate.c.minute_start, _rate.c.requests, _rate.c.tokens)]
+        one = sa.select(sa.literal_column("1").label("one")).subquery("tt_one")
+        own_source, own = _latest(one, sa.literal_column(f"'{USER}'"), uid, "tt_own")
+        own_source = own_source.outerjoin(_rate, _rate.c.user_id == uid)
         parts.append(sa.select(
             sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(text),
-            _cast_null(text), *_latest(sa.literal_column(f"'{USER}'"), uid), *rate,
-            _cast_null(big)))
+            _cast_null(text), *own, _rate.c.minute_start, _rate.c.requests, _rate.c.tokens,
+            _cast_null(big)).select_from(own_source))
     return sa.union_all(*parts)
 
 
