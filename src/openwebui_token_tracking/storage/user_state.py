@@ -57,7 +57,9 @@ def group_subject(group_id: uuid.UUID) -> str:
 def _hex_id(dialect: str) -> sa.ColumnElement[str]:
     """``group_subject`` in SQL (SQLite stores a UUID as its 32 hex digits already)."""
     as_text = sa.cast(_groups.c.id, sa.String)
-    return sa.func.replace(as_text, "-", "") if dialect == "postgresql" else as_text
+    if dialect != "postgresql":
+        return as_text
+    return sa.func.replace(as_text, sa.literal_column("'-'"), sa.literal_column("''"))
 
 
 @dataclass(frozen=True)
