@@ -129,12 +129,14 @@ def prepare(url: str, rows: int, scenario: str = "base") -> Accountant:
     if rows:
         with engine.begin() as conn:
             conn.exec_driver_sql(seed_sql(engine.dialect.name, rows))
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.exec_driver_sql("ANALYZE")
-            else:
-                conn.exec_driver_sql("ANALYZE")
+    analyze(engine)
     return acct
+
+
+def analyze(engine) -> None:
+    """Table statistics, as a running database has them (PostgreSQL's autovacuum)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
 
 
 def timed(fn: Callable[[], object], n: int) -> list[float]:
@@ -162,6 +164,7 @@ def run(backend: str, url: str, rows: int, n: int, scenario: str = "base",
         for name in (None, "lab"):
             acct.release(acct.admit(user_id=u, provider="openai", model_id="gpt",
                                     estimate=est, allowance_name=name).reservation_id)
+    analyze(acct.engine)
     best: dict[str, tuple[float, float]] = {}
     for _ in range(repeat):
         for op, p50, p95 in _round(acct, rnd, users, est, n):

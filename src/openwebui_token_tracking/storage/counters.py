@@ -259,7 +259,9 @@ def own_limits(terms: UserTerms, user_id: str, window: Window,
     limits = [Limit(CounterKey(USER, user_id, window.key),
                     settings.base_allowance_micro + _credits(terms.group_allowance), window,
                     DailyTokenLimitExceededError)]
-    for g in terms.groups:
+    # Team budgets are the only counters several users share: always lock them in the
+    # same order (by id), so two members' admissions can never deadlock on PostgreSQL.
+    for g in sorted(terms.groups, key=lambda g: g.id):
         if g.total_credit_limit is not None:
             limits.append(Limit(CounterKey(GROUP_TOTAL, group_subject(g.id), window.key),
                                 _credits(g.total_credit_limit), window,

@@ -119,6 +119,9 @@ def reserve(
 
     ``enforce=False`` (Open WebUI background tasks) reserves without checking limits.
     Free models are always admitted. Unpriced models raise ``UnknownModelError``.
+    A paid request on the user's own allowance also holds its spend caps and team
+    budgets, and counts against the rate limits (``rate_limits``): each one more
+    conditional write.
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
