@@ -6,7 +6,7 @@ credit group the user is in (as a direct member or through a linked Open WebUI g
 each group once), the spend caps of the base and of those groups, and, for the balance,
 the counters. The statement is a ``UNION ALL`` of tagged rows:
 
-- ``s``: a stored setting (key, value)
+- ``s``: the stored settings, as one JSON object
 - ``g``: a credit group: name, allowance, rate-limit overrides, team budget (and its
   counter)
 - ``c``: a spend cap of the base or of one of the groups (and the user's counter for it)
@@ -21,6 +21,7 @@ Statements are built once per dialect, shape of Open WebUI's group tables and pu
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +53,15 @@ _settings = cast(sa.Table, BaseSetting.__table__)
 def group_subject(group_id: uuid.UUID) -> str:
     """The ``group_total`` counter subject of a credit group: its id as 32 hex digits."""
     return group_id.hex
+
+
+def _settings_json(dialect: str) -> sa.ColumnElement[str]:
+    """Every stored setting as one JSON object ``{key: value}`` (one row, not one per
+    setting: settings are read before every request)."""
+    key, value = _settings.c.setting_key, _settings.c.setting_value
+    if dialect == "postgresql":
+        return sa.cast(sa.func.json_object_agg(key, value), sa.Text)
+    return sa.func.json_group_object(key, value)
 
 
 def _hex_id(dialect: str) -> sa.ColumnElement[str]:
@@ -180,8 +190,8 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
     nulls = [_cast_null(big) for _ in range(3)]
     setting_rows = sa.select(
         sa.literal_column("'s'").label("tag"), _cast_null(sa.Uuid()).label("gid"),
-        _settings.c.setting_key.label("scope"), _settings.c.setting_value.label("target"),
-        *[_cast_null(big).label(f"n{i}") for i in range(1, 8)])
+        _cast_null(text).label("scope"), _settings_json(dialect).label("target"),
+        *[_cast_null(big).label(f"n{i}") for i in range(1, 8)]).select_from(_settings)
     group_source: sa.FromClause = _groups
     total = nulls
     if balance:
@@ -244,8 +254,8 @@ def _fold(rows: Iterable[Any]) -> UserTerms:
     own = rate = None
     for tag, gid, scope, target, n1, n2, n3, n4, n5, n6, n7 in rows:
         if tag == "s":
-            if target is not None:
-                settings[str(scope)] = str(target)
+            stored = json.loads(target) if target else {}
+            settings = {str(k): str(v) for k, v in stored.items() if v is not None}
         elif tag == "g":
             groups.append(GroupTerms(cast(uuid.UUID, gid), str(target), int(n1 or 0),
                                      _int(n2), _int(n3), _int(n4), _counter_of(n5, n6, n7)))
