@@ -10,13 +10,21 @@ users and prints p50/p95 in milliseconds:
 - charge: settling a reservation into a ledger row (``Accountant.settle``), and a direct
   charge without reservation (``Accountant.record``)
 
+Scenarios (``--scenario``): ``base`` (the plain allowance, a direct credit group) and
+``limits``: every user in a credit group linked to a nested Open WebUI group (Open
+WebUI's ``group``/``group_member`` tables, 10 groups, each user in a sub-group), rate
+limits (requests and tokens per minute, high enough never to refuse), a base spend cap
+on the benchmarked model and a group cap overriding it, so that admission writes the
+user's counter, the rate counter and the cap counter.
+
 Usage::
 
     python bench/ledger_bench.py --backend sqlite --backend postgresql \\
         --postgres-url postgresql://postgres@127.0.0.1:5432/test --sizes 0,100000,1000000
 
 Targets (from the foundation issue): check p50 <= 0.3 ms on SQLite, <= 1 ms on
-PostgreSQL, flat from 0 to 1M rows; charge p50 <= 1 ms.
+PostgreSQL, flat from 0 to 1M rows; charge p50 <= 1 ms. With ``limits`` (issue 8):
+SQLite check <= 0.3 ms and admit <= 1 ms, PostgreSQL check <= 1 ms.
 """
 
 from __future__ import annotations
@@ -34,8 +42,21 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from openwebui_token_tracking import Accountant, Usage
-from openwebui_token_tracking.storage import migrate, prices, settings_store, sponsors
+from openwebui_token_tracking.storage import (
+    caps,
+    group_links,
+    groups,
+    migrate,
+    prices,
+    settings_store,
+    sponsors,
+)
 from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
+from openwebui_token_tracking.storage.openwebui_tables import (
+    group_member_table,
+    group_table,
+    openwebui_metadata,
+)
 from openwebui_token_tracking.storage.prices import PriceInput
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -63,9 +84,34 @@ def seed_sql(dialect: str, rows: int) -> str:
     )
 
 
-def prepare(url: str, rows: int) -> Accountant:
+def openwebui_groups(engine) -> None:
+    """Open WebUI's group tables: 'org' with 10 sub-groups, each user in one sub-group."""
+    openwebui_metadata.create_all(engine, tables=[group_table, group_member_table])
+    with engine.begin() as conn:
+        conn.execute(sa.insert(group_table), [
+            {"id": "org", "name": "Org", "parent_group_id": None},
+            *({"id": f"team-{i}", "name": f"Team {i}", "parent_group_id": "org"}
+              for i in range(10))])
+        conn.execute(sa.insert(group_member_table), [
+            {"id": f"m-{i}", "group_id": f"team-{i % 10}", "user_id": f"user-{i}"}
+            for i in range(USERS)])
+
+
+def limits(s) -> None:
+    """A linked group, rate limits and caps that apply to every user (never refusing)."""
+    settings_store.set_value(s, "requests_per_minute", str(10**9))
+    settings_store.set_value(s, "tokens_per_minute", str(10**12))
+    groups.create_group(s, "Org", 100)
+    group_links.link_group(s, "Org", "org")
+    caps.set_cap(s, kind="model", target="gpt", credit_limit=10**6)
+    caps.set_cap(s, kind="model", target="gpt", credit_limit=2 * 10**6, group="Org")
+
+
+def prepare(url: str, rows: int, scenario: str = "base") -> Accountant:
     engine = get_engine(url)
     migrate.upgrade(engine)
+    if scenario == "limits":
+        openwebui_groups(engine)
     acct = Accountant(engine, clock=lambda: NOW)
 
     def setup(s):
@@ -77,16 +123,20 @@ def prepare(url: str, rows: int) -> Accountant:
         sponsors.create_allowance(s, name="lab", sponsor_id="dean", models=["gpt"],
                                   total_credit_limit=10**9, daily_credit_limit=10**6,
                                   now=NOW - timedelta(days=60))
+        if scenario == "limits":
+            limits(s)
     acct.run(setup)
     if rows:
         with engine.begin() as conn:
             conn.exec_driver_sql(seed_sql(engine.dialect.name, rows))
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.exec_driver_sql("ANALYZE")
-            else:
-                conn.exec_driver_sql("ANALYZE")
+    analyze(engine)
     return acct
+
+
+def analyze(engine) -> None:
+    """Table statistics, as a running database has them (PostgreSQL's autovacuum)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
 
 
 def timed(fn: Callable[[], object], n: int) -> list[float]:
@@ -102,8 +152,11 @@ def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
-def run(backend: str, url: str, rows: int, n: int) -> list[tuple[str, float, float]]:
-    acct = prepare(url, rows)
+def run(backend: str, url: str, rows: int, n: int, scenario: str = "base",
+        repeat: int = 1) -> list[tuple[str, float, float]]:
+    """Each operation timed ``n`` times, ``repeat`` rounds; per operation the round with
+    the lowest p50 is kept (on a shared machine, other processes only ever add time)."""
+    acct = prepare(url, rows, scenario)
     rnd = random.Random(42)
     users = [f"user-{i}" for i in range(USERS)]
     est = Usage(input_tokens=1000, output_tokens=500)
@@ -111,6 +164,17 @@ def run(backend: str, url: str, rows: int, n: int) -> list[tuple[str, float, flo
         for name in (None, "lab"):
             acct.release(acct.admit(user_id=u, provider="openai", model_id="gpt",
                                     estimate=est, allowance_name=name).reservation_id)
+    analyze(acct.engine)
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeat):
+        for op, p50, p95 in _round(acct, rnd, users, est, n):
+            if op not in best or p50 < best[op][0]:
+                best[op] = (p50, p95)
+    return [(op, *stats) for op, stats in best.items()]
+
+
+def _round(acct: Accountant, rnd: random.Random, users: list[str], est: Usage,
+           n: int) -> list[tuple[str, float, float]]:
     results = []
     results.append(("check", *_stats(timed(lambda: acct.balance(rnd.choice(users)), n))))
     results.append(("check+sponsored", *_stats(timed(
@@ -139,11 +203,19 @@ def main() -> None:
     ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--sizes", default="0,100000,1000000")
     ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds per operation; the round with the lowest p50 is shown")
+    ap.add_argument("--scenario", default="base",
+                    help="comma-separated: base, limits (linked group + rate limits + caps)")
     args = ap.parse_args()
     backends = args.backend or ["sqlite"]
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"{'backend':<11} {'rows':>9}  {'operation':<16} {'p50 ms':>8} {'p95 ms':>8}")
-    for backend in backends:
+    scenarios = [s.strip() for s in args.scenario.split(",")]
+    if set(scenarios) - {"base", "limits"}:
+        ap.error(f"unknown scenario in {args.scenario!r}; choose base and/or limits")
+    print(f"{'backend':<11} {'scenario':<8} {'rows':>9}  {'operation':<16} {'p50 ms':>8} "
+          f"{'p95 ms':>8}")
+    for backend, scenario in ((b, sc) for b in backends for sc in scenarios):
         for rows in sizes:
             with tempfile.TemporaryDirectory() as tmp:
                 if backend == "sqlite":
@@ -158,9 +230,10 @@ def main() -> None:
                         c.exec_driver_sql(f"CREATE SCHEMA {schema}")
                     url = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
                 try:
-                    for op, p50, p95 in run(backend, url, rows, args.iterations):
-                        print(f"{backend:<11} {rows:>9}  {op:<16} {p50:>8.3f} {p95:>8.3f}",
-                              flush=True)
+                    for op, p50, p95 in run(backend, url, rows, args.iterations, scenario,
+                                            args.repeat):
+                        print(f"{backend:<11} {scenario:<8} {rows:>9}  {op:<16} {p50:>8.3f} "
+                              f"{p95:>8.3f}", flush=True)
                 finally:
                     dispose_engines()
                     if admin is not None:

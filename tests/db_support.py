@@ -1,12 +1,19 @@
-"""Helpers for tests that need Open WebUI's ``user`` table (a uniquely named module, so
-it never clashes with the several ``conftest.py`` files)."""
+"""Helpers for tests that need Open WebUI's ``user``, ``group`` and ``group_member``
+tables (a uniquely named module, so it never clashes with the several ``conftest.py``
+files)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from openwebui_token_tracking.storage.openwebui_tables import openwebui_metadata, user_table
+from openwebui_token_tracking.storage.openwebui_groups import forget_probes
+from openwebui_token_tracking.storage.openwebui_tables import (
+    group_member_table,
+    group_table,
+    openwebui_metadata,
+    user_table,
+)
 
 USERS = [
     {"id": "u-alice", "name": "Alice", "email": "alice@example.edu", "role": "user"},
@@ -20,3 +27,35 @@ def create_openwebui_users(engine: Engine, users: list[dict[str, str]] = USERS) 
     openwebui_metadata.create_all(engine, tables=[user_table])
     with engine.begin() as conn:
         conn.execute(sa.insert(user_table), users)
+
+
+def create_openwebui_groups(engine: Engine, groups: dict[str, str | None],
+                            members: dict[str, list[str]], *, nested: bool = True) -> None:
+    """Stand-ins for Open WebUI's ``group`` and ``group_member`` tables (tests only).
+
+    ``groups`` maps a group id to its parent's id (None: top level), its name is the id
+    capitalised; ``members`` maps a group id to user ids. ``nested=False`` builds
+    Open WebUI 0.6-0.11's ``group`` table, which has no ``parent_group_id``.
+    """
+    if nested:
+        openwebui_metadata.create_all(engine, tables=[group_table, group_member_table])
+    else:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('CREATE TABLE "group" (id TEXT PRIMARY KEY, user_id TEXT, '
+                                 'name TEXT, description TEXT, created_at BIGINT, '
+                                 'updated_at BIGINT)')
+        openwebui_metadata.create_all(engine, tables=[group_member_table])
+    with engine.begin() as conn:
+        for gid, parent in groups.items():
+            row = {"id": gid, "user_id": "u-admin", "name": gid.capitalize(),
+                   "description": "", "created_at": 0, "updated_at": 0}
+            if nested:
+                row["parent_group_id"] = parent
+            conn.execute(sa.text(f'INSERT INTO "group" ({", ".join(row)}) '
+                                 f'VALUES ({", ".join(":" + k for k in row)})'), row)
+        for gid, users in members.items():
+            for user_id in users:
+                conn.execute(sa.insert(group_member_table).values(
+                    id=f"{gid}-{user_id}", group_id=gid, user_id=user_id, created_at=0,
+                    updated_at=0))
+    forget_probes()

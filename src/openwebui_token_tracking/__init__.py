@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .accountant import Accountant, BalanceReport, LimitState
+    from .accountant import Accountant, BalanceReport, LimitState, RateReport
     from .accounting import Price, Usage
     from .alerts import AlertDeliverer
     from .errors import (
@@ -23,10 +23,13 @@ if TYPE_CHECKING:
         ConfigurationError,
         DailyTokenLimitExceededError,
         DatabaseError,
+        GroupBudgetExceededError,
         InvalidInputError,
         ModelNotCoveredError,
         NotFoundError,
         ProviderError,
+        RateLimitExceededError,
+        SpendCapExceededError,
         TokenLimitExceededError,
         TokenTrackingError,
         TotalTokenLimitExceededError,
@@ -47,12 +50,16 @@ __all__ = [
     "ConfigurationError",
     "DailyTokenLimitExceededError",
     "DatabaseError",
+    "GroupBudgetExceededError",
     "InvalidInputError",
     "LimitState",
     "ModelNotCoveredError",
     "NotFoundError",
     "Price",
     "ProviderError",
+    "RateLimitExceededError",
+    "RateReport",
+    "SpendCapExceededError",
     "TokenLimitExceededError",
     "TokenTracker",
     "TokenTrackingError",
@@ -64,6 +71,7 @@ __all__ = [
 
 _HOME = {
     "Accountant": "accountant", "BalanceReport": "accountant", "LimitState": "accountant",
+    "RateReport": "accountant",
     "Price": "accounting", "Usage": "accounting", "TokenTracker": "tracking",
     "AlertDeliverer": "alerts",
 }

@@ -20,15 +20,17 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .accounting.limits import minute_window
 from .accounting.money import micro_to_credits
 from .accounting.pricing import Price
 from .accounting.usage import Usage
 from .errors import DatabaseError, InvalidInputError, TokenTrackingError
-from .storage import alerts, counters, ledger, refusals, sponsors
+from .storage import alerts, counters, ledger, refusals, scopes, sponsors
 from .storage.engine import get_engine, read_only_options, redact
 from .storage.ledger import Admitted
 from .storage.schema import SponsoredAllowance
-from .storage.settings_store import budget_settings
+from .storage.settings_store import BudgetSettings
+from .storage.user_state import UserTerms
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -69,6 +71,20 @@ class LimitState:
     remaining: Decimal | None
     window_start: datetime
     reset_at: datetime | None
+    target: str | None = None
+    """The capped model or provider (``model_cap``, ``provider_cap``), or the credit
+    group of a team budget (``group_total``)."""
+
+
+@dataclass(frozen=True)
+class RateReport:
+    """A user's rate limits (None: no limit) and what the current minute has used."""
+
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    requests: int
+    tokens: int
+    reset_at: datetime
 
 
 @dataclass(frozen=True)
@@ -76,11 +92,16 @@ class BalanceReport:
     user_id: str
     limits: list[LimitState]
     allowance_name: str | None = None
+    rate: RateReport | None = None
+    """Rate limits of the user's own allowance (None under a sponsored allowance, or
+    when no rate limit applies)."""
 
     @property
     def remaining(self) -> Decimal | None:
-        """The binding (smallest) remaining amount over the limits, None if unlimited."""
-        values = [s.remaining for s in self.limits if s.remaining is not None]
+        """The binding (smallest) remaining amount over the limits that bind every
+        request, None if unlimited (a spend cap binds only its model or provider)."""
+        values = [s.remaining for s in self.limits
+                  if s.remaining is not None and s.scope not in scopes.CAP_SCOPES]
         return min(values) if values else None
 
     @property
@@ -232,9 +253,14 @@ class Accountant:
         def work(session: Session) -> BalanceReport:
             allowance = self._allowance(session, allowance_name, allowance_id,
                                         with_models=False)
-            settings = budget_settings(session)
+            rate = None
+            if allowance is None:  # settings, groups, caps and counters in one round trip
+                pairs, terms, settings = counters.own_balance(session, user_id, now)
+                rate = rate_report(terms, settings, now)
+            else:
+                pairs = counters.user_balance(session, user_id, now, allowance)
             states = []
-            for limit, bal in counters.user_balance(session, user_id, now, allowance, settings):
+            for limit, bal in pairs:
                 remaining = bal.remaining_micro
                 states.append(LimitState(
                     scope=limit.key.scope,
@@ -246,6 +272,18 @@ class Accountant:
                     window_start=limit.window.start,
                     reset_at=None if limit.key.scope == counters.SPONSOR_TOTAL
                     else limit.window.end,
+                    target=limit.target,
                 ))
-            return BalanceReport(user_id, states, allowance.name if allowance else None)
+            return BalanceReport(user_id, states, allowance.name if allowance else None, rate)
         return self.run(work, read_only=True)
+
+
+def rate_report(terms: UserTerms, settings: BudgetSettings, now: datetime) -> RateReport | None:
+    """The user's rate limits and this minute's use; None when no rate limit applies."""
+    rpm, tpm = terms.rate_limits(settings.requests_per_minute, settings.tokens_per_minute)
+    if rpm is None and tpm is None:
+        return None
+    window = minute_window(now)
+    current = terms.rate is not None and terms.rate.minute_start >= window.key
+    return RateReport(rpm, tpm, terms.rate.requests if current and terms.rate else 0,
+                      terms.rate.tokens if current and terms.rate else 0, window.end)

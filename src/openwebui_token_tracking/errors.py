@@ -13,8 +13,11 @@
      ├── DatabaseError                  a driver error, translated at the boundary
      ├── TokenLimitExceededError        a request refused by a limit
      │    ├── DailyTokenLimitExceededError   user's window (day/week/month) spent
+     │    │    ├── SpendCapExceededError     window's cap on a model or provider spent
+     │    │    └── GroupBudgetExceededError  a credit group's team budget spent
      │    ├── TotalTokenLimitExceededError   sponsored allowance's total spent
-     │    └── AllowanceExpiredError          sponsored allowance past its expiry
+     │    ├── AllowanceExpiredError          sponsored allowance past its expiry
+     │    └── RateLimitExceededError         too many requests or tokens this minute
      ├── ProviderError                  an LLM provider failed or refused
      └── AlertDeliveryError             a budget alert's webhook or e-mail failed
 
@@ -89,11 +92,20 @@ class TokenLimitExceededError(TokenTrackingError):
         self.reset_at = reset_at
         self.reason = reason
         """Which limit refused: ``user_limit``, ``sponsored_user_limit``,
-        ``sponsored_total_limit`` or ``allowance_expired``."""
+        ``sponsored_total_limit``, ``allowance_expired``, ``model_cap``, ``provider_cap``,
+        ``group_budget``, ``rate_limit_requests`` or ``rate_limit_tokens``."""
 
 
 class DailyTokenLimitExceededError(TokenLimitExceededError):
     """The user's allowance for the current window is spent."""
+
+
+class SpendCapExceededError(DailyTokenLimitExceededError):
+    """The window's spend cap on the requested model or provider is spent."""
+
+
+class GroupBudgetExceededError(DailyTokenLimitExceededError):
+    """A credit group's total budget for the window (all members together) is spent."""
 
 
 class TotalTokenLimitExceededError(TokenLimitExceededError):
@@ -102,6 +114,20 @@ class TotalTokenLimitExceededError(TokenLimitExceededError):
 
 class AllowanceExpiredError(TokenLimitExceededError):
     """A sponsored allowance is past its expiry instant."""
+
+
+class RateLimitExceededError(TokenLimitExceededError):
+    """Too many requests or tokens in the current minute; retry at ``reset_at``
+    (None when the request alone needs more tokens than the limit allows)."""
+
+    def __init__(self, message: str, *, limit_kind: str = "", rate_limit: int | None = None,
+                 rate_used: int | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.limit_kind = limit_kind
+        """``requests_per_minute`` or ``tokens_per_minute``."""
+        self.rate_limit = rate_limit
+        self.rate_used = rate_used
+        """Requests or tokens already counted this minute."""
 
 
 class ProviderError(TokenTrackingError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 from fakes import (
@@ -19,17 +20,23 @@ from fakes import (
     set_setting,
     sse,
 )
+from sqlalchemy.orm import Session
 
 from openwebui_token_tracking.accounting.pricing import charge
 from openwebui_token_tracking.accounting.usage import Usage
 from openwebui_token_tracking.errors import (
     DailyTokenLimitExceededError,
+    GroupBudgetExceededError,
     InvalidInputError,
     ProviderError,
+    RateLimitExceededError,
+    SpendCapExceededError,
 )
 from openwebui_token_tracking.openwebui import billing
 from openwebui_token_tracking.pipes.openai import OpenAITrackedPipe
+from openwebui_token_tracking.storage import caps, group_limits, groups
 from openwebui_token_tracking.storage.prices import PriceInput
+from openwebui_token_tracking.storage.schema import RateCounter
 
 pytestmark = pytest.mark.anyio
 MODEL = "tt_openai.gpt-4o-mini"
@@ -325,3 +332,47 @@ async def test_status_line_reports_tokens_credits_and_balance(priced, db_url):
     text = event["data"]["description"]
     # 141 x 1000 + 1920 x 500 + 12 x 4000 credits per 1M tokens = 1.149 credits
     assert text == "2061 tokens in, 12 out · 1.149 credits · 998.85 credits left"
+
+
+async def test_rate_limit_refusal_says_when_to_retry_in_the_users_zone(priced, db_url):
+    set_setting(priced, "requests_per_minute", "1")
+    with Session(priced) as s, s.begin():  # a request counted this minute (or later)
+        s.add(RateCounter(user_id=ALICE["id"], minute_start=2**40, requests=1, tokens=0))
+    fake = FakeProvider()
+    pipe = make_pipe(OpenAITrackedPipe, db_url, fake)
+    with pytest.raises(RateLimitExceededError) as info:
+        await pipe.pipe(request(True), __user__=ALICE)
+    message = str(info.value)
+    assert message.startswith("This request was refused: you are sending too much too fast "
+                              "(rate limit reached: 1 of 1 requests this minute).")
+    assert re.search(r"You can retry at \d{4}-\d\d-\d\d \d\d:\d\d:00 CES?T \(Europe/Berlin\)",
+                     message), message
+    assert info.value.reason == "rate_limit_requests" and info.value.reset_at is not None
+    assert fake.requests == [] and reservations(priced) == 0
+
+
+async def test_a_request_larger_than_the_token_rate_limit_is_refused(priced, db_url):
+    set_setting(priced, "tokens_per_minute", "100")
+    pipe = make_pipe(OpenAITrackedPipe, db_url, FakeProvider())
+    with pytest.raises(RateLimitExceededError, match="more than the limit of 100 tokens"):
+        await pipe.pipe(request(False), __user__=ALICE)
+
+
+async def test_spend_cap_and_team_budget_refusals_name_the_limit(priced, db_url):
+    with Session(priced) as s, s.begin():
+        caps.set_cap(s, kind="model", target="gpt-4o-mini", credit_limit=0)
+    pipe = make_pipe(OpenAITrackedPipe, db_url, FakeProvider())
+    with pytest.raises(SpendCapExceededError) as info:
+        await pipe.pipe(request(False), __user__=ALICE)
+    assert "your spend cap on this model is used up (spend cap on model 'gpt-4o-mini'" \
+        in str(info.value)
+    assert "Credits left: 0.00 of 0.00" in str(info.value)
+    assert info.value.reason == "model_cap"
+    with Session(priced) as s, s.begin():
+        caps.remove_cap(s, kind="model", target="gpt-4o-mini")
+        groups.create_group(s, "Team", 10)
+        groups.add_member(s, "Team", ALICE["id"])
+        group_limits.set_group_limits(s, "Team", total_credit_limit=0)
+    with pytest.raises(GroupBudgetExceededError,
+                       match="your credit group's team budget is used up"):
+        await pipe.pipe(request(False), __user__=ALICE)

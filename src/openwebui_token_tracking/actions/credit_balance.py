@@ -43,7 +43,10 @@ def describe(report: BalanceReport, tz: Any, label: str) -> str:
             parts.append(f"{label}: unlimited")
             continue
         left = quantize_display(max(state.remaining, Decimal(0)))
-        who = f"{label} (all users)" if state.scope == "sponsor_total" else label
+        who = {"sponsor_total": f"{label} (all users)",
+               "group_total": f"Team budget of {state.target}",
+               "model_cap": f"Cap on model {state.target}",
+               "provider_cap": f"Cap on provider {state.target}"}.get(state.scope, label)
         text = f"{who}: {left} of {quantize_display(state.limit)} credits left"
         if state.reset_at is not None:
             text += f", resets {format_reset(state.reset_at, tz)}"

@@ -15,8 +15,10 @@ import click
 
 from ._app import PROG, App, Group
 from .alerts import alerts
+from .caps import cap
 from .credit_group import credit_group
 from .database import database
+from .group_links import COMMANDS as GROUP_LINK_COMMANDS
 from .init import init
 from .keys import keys
 from .pricing import pricing
@@ -45,7 +47,9 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 pricing.add_command(sync)
 pricing.add_command(resolve)
-for command in (init, database, pricing, settings, credit_group, sponsored, user, usage,
+for sub in GROUP_LINK_COMMANDS:
+    credit_group.add_command(sub)
+for command in (init, database, pricing, settings, credit_group, cap, sponsored, user, usage,
                 balance, alerts, keys, serve):
     cli.add_command(command)
 

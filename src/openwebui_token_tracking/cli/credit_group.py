@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError, UnknownUserError
-from ..storage import groups
+from ..storage import group_links, groups
+from ..storage.group_links import Link
 from ..storage.schema import CreditGroup
 from ..storage.users import get_user
 from ._app import NEGATIVE_ARGS, Group, get_app, handles, json_option, legacy_url_argument
@@ -21,17 +22,36 @@ def credit_group() -> None:
     """Manage credit groups and their members."""
 
 
-def _describe(session: Session, group: CreditGroup) -> dict[str, Any]:
+def _describe(session: Session, group: CreditGroup, links: dict[str, Link]) -> dict[str, Any]:
+    link = links.get(group.name)
     return {"id": group.id, "name": group.name, "max_credit": group.max_credit,
-            "description": group.description, "members": groups.member_count(session, group)}
+            "description": group.description, "members": groups.member_count(session, group),
+            "openwebui_group": None if link is None else {
+                "id": link.openwebui_group_id, "name": link.name, "exists": not link.broken,
+                "members": link.members},
+            "requests_per_minute": group.requests_per_minute,
+            "tokens_per_minute": group.tokens_per_minute,
+            "total_credit_limit": group.total_credit_limit}
+
+
+def _linked(item: dict[str, Any]) -> str:
+    link = item["openwebui_group"]
+    if link is None:
+        return ""
+    if not link["exists"]:
+        return f"{link['id']} (DELETED in Open WebUI: grants nothing)"
+    return f"{link['name']} ({link['members']} members)"
 
 
 def _show(items: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         emit_json(items)
         return
-    emit_table(["name", "allowance", "members", "description"],
-               [[i["name"], i["max_credit"], i["members"], i["description"]] for i in items],
+    emit_table(["name", "allowance", "members", "linked Open WebUI group", "req/min",
+                "tokens/min", "team budget", "description"],
+               [[i["name"], i["max_credit"], i["members"], _linked(i),
+                 i["requests_per_minute"], i["tokens_per_minute"], i["total_credit_limit"],
+                 i["description"]] for i in items],
                empty="No credit groups.")
 
 
@@ -56,7 +76,7 @@ def create(name: str, allowance: int, description: str | None) -> None:
 def get(name: str, as_json: bool) -> None:
     """Show credit group NAME."""
     with get_app().session() as s:
-        item = _describe(s, groups.get_group(s, name))
+        item = _describe(s, groups.get_group(s, name), group_links.links(s))
     if as_json:
         emit_json(item)
     else:
@@ -71,7 +91,8 @@ def list_(as_json: bool) -> None:
     """List every credit group."""
     with get_app().session() as s:
         found = s.scalars(sa.select(CreditGroup).order_by(CreditGroup.name))
-        items = [_describe(s, g) for g in found]
+        links = group_links.links(s)
+        items = [_describe(s, g, links) for g in found]
     _show(items, as_json)
 
 
@@ -137,16 +158,21 @@ def remove_user(user_id: str, group_name: str) -> None:
 @json_option
 @handles(NotFoundError)
 def list_users(name: str, as_json: bool) -> None:
-    """List the members of credit group NAME."""
+    """List the members of credit group NAME (direct, and through its Open WebUI link)."""
     with get_app().session() as s:
         group = groups.get_group(s, name)
-        members = []
-        for user_id in groups.member_ids(s, group):
+        direct = groups.member_ids(s, group)
+        linked = group_links.linked_member_ids(s, group)
+        members: list[dict[str, Any]] = []
+        for user_id in sorted(set(direct) | set(linked)):
             found = get_user(s, user_id) or {}
+            via = [w for w, ids in (("direct", direct), ("Open WebUI group", linked))
+                   if user_id in ids]
             members.append({"id": user_id, "name": found.get("name"),
-                            "email": found.get("email")})
+                            "email": found.get("email"), "via": via})
     if as_json:
         emit_json(members)
         return
-    emit_table(["id", "name", "email"], [[m["id"], m["name"], m["email"]] for m in members],
+    emit_table(["id", "name", "email", "member via"],
+               [[m["id"], m["name"], m["email"], ", ".join(m["via"])] for m in members],
                empty=f"Credit group {group.name!r} has no members.")

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from ..accountant import Accountant, BalanceReport, utcnow
+from ..accountant import Accountant, BalanceReport, RateReport, utcnow
 from ..errors import InvalidInputError, NotFoundError, UnknownUserError
 from ..storage import reports, sponsors
 from ..storage.users import find_users, get_user
@@ -108,10 +108,23 @@ def export(since: datetime | None, until: datetime | None, user_id: str | None, 
 # -- balance ------------------------------------------------------------------------------
 
 def _limits(report: BalanceReport) -> list[dict[str, Any]]:
-    return [{"scope": limit.scope, "limit": limit.limit, "spent": limit.spent,
-             "reserved": limit.reserved, "remaining": limit.remaining,
+    return [{"scope": limit.scope, "target": limit.target, "limit": limit.limit,
+             "spent": limit.spent, "reserved": limit.reserved, "remaining": limit.remaining,
              "window_start": limit.window_start, "reset_at": limit.reset_at}
             for limit in report.limits]
+
+
+OWN_LABELS = {"user": "window allowance", "group_total": "team budget: {}",
+              "model_cap": "cap on model {}", "provider_cap": "cap on provider {}"}
+
+
+def _rate_line(rate: RateReport) -> str:
+    parts = [f"{cell(rate.requests)} of {cell(rate.requests_per_minute)} requests"
+             if rate.requests_per_minute is not None else "",
+             f"{cell(rate.tokens)} of {cell(rate.tokens_per_minute)} tokens"
+             if rate.tokens_per_minute is not None else ""]
+    return (f"rate limits: {', '.join(p for p in parts if p)} this minute "
+            f"(next minute {cell(rate.reset_at)})")
 
 
 def _resolve_user(session: Any, who: str) -> dict[str, Any]:
@@ -145,7 +158,7 @@ def balance(user: str, as_json: bool) -> None:
                  for r in allowances]
     result = {
         "user": found, "at": now, "remaining": base.remaining, "reset_at": base.reset_at,
-        "limits": limits, "allowances": sponsored,
+        "limits": limits, "allowances": sponsored, "rate": base.rate,
     }
     if as_json:
         emit_json(result)
@@ -153,7 +166,10 @@ def balance(user: str, as_json: bool) -> None:
     click.echo(f"{found['name'] or found['id']} ({found['id']}): "
                f"{'unlimited' if base.remaining is None else cell(base.remaining)} "
                f"credits left; next reset {cell(base.reset_at)}")
-    rows = [["window allowance", *_row(lim)] for lim in limits]
+    if base.rate is not None:
+        click.echo(_rate_line(base.rate))
+    rows = [[OWN_LABELS.get(lim["scope"], "{}").format(lim["target"]), *_row(lim)]
+            for lim in limits]
     for r in allowances:
         rows += [[f"sponsored: {r.allowance_name}", *_row(lim)] for lim in _limits(r)]
     emit_table(["allowance", "scope", "limit", "spent", "reserved", "remaining", "resets at"],

@@ -8,6 +8,7 @@ gateway sends the same text as an OpenAI-style error (HTTP 429).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from ..accounting.money import quantize_display
-from ..errors import TokenLimitExceededError
+from ..errors import (
+    GroupBudgetExceededError,
+    RateLimitExceededError,
+    SpendCapExceededError,
+    TokenLimitExceededError,
+)
 from ..storage.counters import API_KEY, REFUSAL_REASONS
 from ..storage.prices import free_models
 from ..storage.settings_store import get_value
@@ -45,20 +51,35 @@ def _credits(value: Decimal | None) -> str:
     return f"{quantize_display(max(value, Decimal(0)))}"
 
 
-def format_reset(reset_at: datetime, tz: ZoneInfo) -> str:
+def format_reset(reset_at: datetime, tz: ZoneInfo, *, seconds: bool = False) -> str:
     local = reset_at.astimezone(tz)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({tz.key})"
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{local:%Y-%m-%d} {clock} {local.tzname()} ({tz.key})"
+
+
+def _what(exc: TokenLimitExceededError, allowance_name: str | None) -> str:
+    if exc.reason == API_KEY_LIMIT:
+        return "this API key's budget is used up"
+    if allowance_name:
+        return f"the sponsored allowance {allowance_name!r} is used up"
+    if isinstance(exc, SpendCapExceededError):
+        kind = "model" if exc.reason == "model_cap" else "provider"
+        return f"your spend cap on this {kind} is used up"
+    if isinstance(exc, GroupBudgetExceededError):
+        return "your credit group's team budget is used up"
+    return "your credit allowance is used up"
 
 
 def refusal_message(exc: TokenLimitExceededError, tz: ZoneInfo, facts: RefusalFacts,
                     allowance_name: str | None = None) -> str:
-    if exc.reason == API_KEY_LIMIT:
-        what = "this API key's budget"
-    elif allowance_name:
-        what = f"the sponsored allowance {allowance_name!r}"
-    else:
-        what = "your credit allowance"
-    lines = [f"This request was refused: {what} is used up ({exc})."]
+    if isinstance(exc, RateLimitExceededError):
+        lines = [f"This request was refused: you are sending too much too fast ({exc})."]
+        if exc.reset_at is not None:
+            lines.append(f"You can retry at {format_reset(exc.reset_at, tz, seconds=True)}.")
+        if facts.contact_text:
+            lines.append(facts.contact_text)
+        return "\n".join(lines)
+    lines = [f"This request was refused: {_what(exc, allowance_name)} ({exc})."]
     if exc.limit is not None:
         lines.append(f"Credits left: {_credits(exc.remaining)} of {_credits(exc.limit)}.")
     if exc.reset_at is not None:
@@ -72,7 +93,8 @@ def refusal_message(exc: TokenLimitExceededError, tz: ZoneInfo, facts: RefusalFa
 
 def refusal(exc: TokenLimitExceededError, tz: ZoneInfo, facts: RefusalFacts,
             allowance_name: str | None = None) -> TokenLimitExceededError:
-    """A copy of ``exc`` (same class and numbers) whose text is the user's message."""
-    return type(exc)(refusal_message(exc, tz, facts, allowance_name),
-                     remaining=exc.remaining, limit=exc.limit, reset_at=exc.reset_at,
-                     reason=exc.reason)
+    """A copy of ``exc`` (same class, numbers and reason) whose text is the user's message."""
+    message = refusal_message(exc, tz, facts, allowance_name)
+    shown = copy.copy(exc)
+    shown.args = (message,)
+    return shown

@@ -33,6 +33,7 @@ from .api_models import (
     PriceIn,
     PriceOut,
     Problem,
+    RateOut,
     SettingIn,
     SettingOut,
     SummaryOut,
@@ -79,7 +80,9 @@ def _balance(st: ServiceState, user_id: str, allowance: str | None) -> BalanceOu
         reset_at=report.reset_at,
         limits=[LimitOut(scope=s.scope, limit=s.limit, spent=s.spent, reserved=s.reserved,
                          remaining=s.remaining, window_start=s.window_start,
-                         reset_at=s.reset_at) for s in report.limits])
+                         reset_at=s.reset_at, target=s.target) for s in report.limits],
+        rate=RateOut.model_validate(report.rate, from_attributes=True) if report.rate
+        else None)
 
 
 AllowanceQuery = Annotated[str | None, Query(max_length=255,
@@ -142,7 +145,10 @@ def usage_ledger(st: State, caller: Caller, since: Since = None, until: Until = 
 
 def _group_out(s: Session, g: CreditGroup) -> GroupOut:
     return GroupOut(id=g.id, name=g.name, max_credit=g.max_credit, description=g.description,
-                    members=groups.member_ids(s, g))
+                    members=groups.member_ids(s, g), openwebui_group_id=g.openwebui_group_id,
+                    requests_per_minute=g.requests_per_minute,
+                    tokens_per_minute=g.tokens_per_minute,
+                    total_credit_limit=g.total_credit_limit)
 
 
 @router.get("/groups", response_model=list[GroupOut], tags=["groups"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -44,7 +44,10 @@ class Me(BaseModel):
 
 
 class LimitOut(BaseModel):
-    scope: str = Field(description="user, sponsor_user or sponsor_total")
+    scope: str = Field(description="user, sponsor_user, sponsor_total, group_total, "
+                                   "model_cap or provider_cap")
+    target: str | None = Field(default=None, description="the capped model or provider, or "
+                                                         "the team budget's credit group")
     limit: Decimal | None
     spent: Decimal
     reserved: Decimal
@@ -53,12 +56,23 @@ class LimitOut(BaseModel):
     reset_at: datetime | None
 
 
+class RateOut(BaseModel):
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    requests: int = Field(description="requests admitted in the current minute")
+    tokens: int = Field(description="tokens held or used in the current minute")
+    reset_at: datetime = Field(description="start of the next minute")
+
+
 class BalanceOut(BaseModel):
     user_id: str
     allowance: str | None
-    remaining: Decimal | None = Field(description="credits left under the binding limit")
+    remaining: Decimal | None = Field(description="credits left under the binding limit "
+                                                  "(spend caps bind only their model)")
     reset_at: datetime | None
     limits: list[LimitOut]
+    rate: RateOut | None = Field(default=None, description="rate limits of the own "
+                                                           "allowance; null: none")
 
 
 class SummaryRowOut(BaseModel):
@@ -137,7 +151,13 @@ class GroupOut(BaseModel):
     name: str
     max_credit: int
     description: str | None
-    members: list[str]
+    members: list[str] = Field(description="direct members (see /groups/{name}/limits for "
+                                           "its Open WebUI link)")
+    openwebui_group_id: str | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    total_credit_limit: int | None = Field(default=None, description="team budget: credits "
+                                                                     "per window, all members")
 
 
 class MemberIn(Strict):
@@ -222,3 +242,55 @@ class SettingIn(Strict):
 
 class Problem(BaseModel):
     detail: str
+
+
+PerMinute = Annotated[int, Field(ge=1, le=MAX_CREDITS)]
+
+
+class OpenWebUIGroupOut(BaseModel):
+    id: str
+    name: str
+    members: int
+
+
+class LinkIn(Strict):
+    openwebui_group: Text = Field(description="the Open WebUI group's id or name")
+
+
+class LinkOut(BaseModel):
+    openwebui_group_id: str
+    name: str | None = Field(description="null: the Open WebUI group was deleted (the link "
+                                         "grants nothing)")
+    exists: bool
+    members: int = Field(description="its members, sub-groups' members included")
+
+
+class CapIn(Strict):
+    kind: Literal["model", "provider"]
+    target: Text = Field(description="a model id (under any provider) or a provider")
+    credit_limit: Credits = Field(description="credits per budget window")
+    group: OptText = Field(default=None, description="a credit group; null: the base cap")
+
+
+class CapOut(BaseModel):
+    group: str | None
+    kind: str
+    target: str
+    credit_limit: int
+
+
+class GroupLimitsPatch(Strict):
+    """Fields left out stay as they are; ``null`` clears one."""
+
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+    total_credit_limit: Credits | None = None
+
+
+class GroupLimitsOut(BaseModel):
+    name: str
+    openwebui_group: LinkOut | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    total_credit_limit: int | None
+    caps: list[CapOut]

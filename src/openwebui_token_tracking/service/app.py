@@ -22,7 +22,7 @@ from ..gateway.config import Upstream
 from ..gateway.router import routes as gateway_routes
 from ..gateway.service import Gateway
 from ..storage.engine import get_engine
-from . import alerts_api, api, forms, keys_api, pages
+from . import alerts_api, api, api_limits, forms, forms_limits, keys_api, pages
 from .auth import Authenticator, AuthError
 from .deps import ServiceState, status_of
 from .formatting import install_filters
@@ -114,8 +114,10 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
     app.include_router(api.router)
     app.include_router(alerts_api.router)
     app.include_router(keys_api.router)
+    app.include_router(api_limits.router)
     app.router.routes.extend(gateway_routes)
     app.include_router(pages.router)
     app.include_router(forms.router)
+    app.include_router(forms_limits.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

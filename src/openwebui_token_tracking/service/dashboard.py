@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from ..accountant import Accountant
+from ..accountant import Accountant, LimitState, RateReport
 from ..accounting.money import MICRO, micro_to_credits
-from ..storage import alerts, prices, reports, sponsors
+from ..storage import alerts, group_links, prices, refusals, reports, sponsors
+from ..storage.scopes import CAP_SCOPES, GROUP_TOTAL
 from ..storage.settings_store import budget_settings
 from . import charts, queries
 
@@ -189,6 +190,23 @@ def alert_table(session: Session, rng: Range, viewer: str | None) -> Table:
     return table
 
 
+def refusal_table(session: Session, rng: Range) -> Table:
+    rows = refusals.refusal_totals(session, rng.since, rng.until)
+    return Table("refusals", "Refused requests by reason (rate limits, caps, budgets, ...)",
+                 ["Reason", "Provider", "Model", "Entry point", "Requests"],
+                 [[r.reason, r.provider, r.model_id, r.entry_point, r.count]
+                  for r in sorted(rows, key=lambda r: (-r.count, r.reason))], {4})
+
+
+def link_table(session: Session) -> Table:
+    table = Table("links", "Credit groups linked to Open WebUI groups",
+                  ["Credit group", "Open WebUI group", "Members", "Status"], numeric={2})
+    for name, link in sorted(group_links.links(session).items()):
+        table.rows.append([name, link.name or link.openwebui_group_id, link.members,
+                           "DELETED in Open WebUI: grants nothing" if link.broken else "ok"])
+    return table
+
+
 @dataclass
 class AdminView:
     rng: Range
@@ -206,7 +224,8 @@ def admin_view(session: Session, rng: Range, now: datetime) -> AdminView:
     burns, allowances = burndowns(session, rng, now)
     tables = {t.name: t for t in (daily, users, groups, by_model(session, rng, None),
                                   allowances, near_limit(session, now), price_table(session),
-                                  alert_table(session, rng, None))}
+                                  alert_table(session, rng, None),
+                                  refusal_table(session, rng), link_table(session))}
     return AdminView(
         rng, chart,
         charts.hbars([(f"{r[1] or r[0]}", r[4]) for r in users.rows[:TOP]],  # type: ignore[misc]
@@ -237,6 +256,10 @@ class PersonalView:
     chart: Markup
     tables: dict[str, Table]
     allowances: list[AllowanceChoice]
+    caps: list[LimitState] = field(default_factory=list)
+    """Spend caps on a model or provider this window."""
+    team_budgets: list[LimitState] = field(default_factory=list)
+    rate: RateReport | None = None
 
 
 Usable = tuple[str, list[str], datetime | None]
@@ -264,4 +287,6 @@ def personal_view(acct: Accountant, user_id: str, name: str, rng: Range,
                                        expires_at))
     return PersonalView(user_id, name, rng, balance.remaining, own.limit, own.spent,
                         balance.reset_at, chart,
-                        {"daily": daily, "models": models, "alerts": alert_rows}, choices)
+                        {"daily": daily, "models": models, "alerts": alert_rows}, choices,
+                        [s for s in balance.limits if s.scope in CAP_SCOPES],
+                        [s for s in balance.limits if s.scope == GROUP_TOTAL], balance.rate)

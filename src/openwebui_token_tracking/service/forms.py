@@ -18,7 +18,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInputError, TokenTrackingError
-from ..storage import groups, prices, reports, settings_store, sponsors
+from ..storage import caps, group_links, groups, prices, reports, settings_store, sponsors
+from ..storage.openwebui_groups import list_openwebui_groups
 from ..storage.settings_store import budget_settings
 from .deps import Admin, AdminWrite, ServiceState, State, status_of
 from .pages import render
@@ -49,6 +50,9 @@ def _manage_context(s: Session) -> dict[str, object]:
         "prices": prices.list_prices(s),
         "settings": [(k, spec, v) for k, spec, v in _settings(s)],
         "tz": budget_settings(s).timezone,
+        "links": group_links.links(s),
+        "caps": caps.list_caps(s),
+        "openwebui_groups": list_openwebui_groups(s),
     }
 
 

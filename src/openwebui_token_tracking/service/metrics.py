@@ -64,6 +64,7 @@ def render(session: Session, now: datetime) -> str:
         "tt_requests_refused_total", "counter",
         "Requests refused before reaching a provider, by reason (user_limit, "
         "sponsored_user_limit, sponsored_total_limit, api_key_limit, allowance_expired, "
+        "model_cap, provider_cap, group_budget, rate_limit_requests, rate_limit_tokens, "
         "unpriced_model, model_not_covered), provider, model and entry point.",
         (f"tt_requests_refused_total{_refusal_labels(r)} {r.count}"
          for r in refusals.refusal_totals(session)))

@@ -24,19 +24,26 @@ from ..accounting.budget import TOTAL, Window, window_for
 from ..accounting.money import MICRO, micro_to_credits
 from ..errors import (
     DailyTokenLimitExceededError,
+    GroupBudgetExceededError,
+    SpendCapExceededError,
     TokenLimitExceededError,
     TotalTokenLimitExceededError,
 )
 from . import alerts
-from .groups import GROUP_ALLOWANCE, group_allowance
+from .openwebui_groups import GroupTables, credit_group_members, group_tables
 from .schema import BudgetCounter, SponsoredAllowance, TokenUsageLog
-from .settings_store import BudgetSettings, budget_settings
-
-USER, SPONSOR_USER, SPONSOR_TOTAL = "user", "sponsor_user", "sponsor_total"
-API_KEY = "api_key"
-"""A capped API key's spend per window (see ``storage.key_budgets``)."""
-REFUSAL_REASONS = {USER: "user_limit", SPONSOR_USER: "sponsored_user_limit",
-                   SPONSOR_TOTAL: "sponsored_total_limit", API_KEY: "api_key_limit"}
+from .scopes import (
+    API_KEY,
+    GROUP_TOTAL,
+    MODEL_CAP,
+    PROVIDER_CAP,
+    REFUSAL_REASONS,
+    SPONSOR_TOTAL,
+    SPONSOR_USER,
+    USER,
+)
+from .settings_store import BudgetSettings, budget_settings, budget_settings_from
+from .user_state import Counter, UserTerms, admission_terms, balance_terms, group_subject
 
 counter = cast(sa.Table, BudgetCounter.__table__)
 usage_log = cast(sa.Table, TokenUsageLog.__table__)
@@ -57,12 +64,20 @@ class CounterKey:
 
 @dataclass(frozen=True)
 class Limit:
-    """One limit that applies to a request, with the ledger rows it sums."""
+    """One limit that applies to a request, with the ledger rows it sums.
+
+    Any limit with a cap (``limit_micro``) can be watched the same way, whatever its
+    scope: its counter holds what is spent and reserved in ``window``.
+    """
 
     key: CounterKey
     limit_micro: int | None
     window: Window
     error: type[TokenLimitExceededError]
+    label: str = "credit limit"
+    """What the limit is, for people (``spend cap on model 'o1'``)."""
+    target: str | None = None
+    """The capped model or provider, or the team budget's credit group name."""
 
 
 @dataclass(frozen=True)
@@ -81,11 +96,26 @@ class Balance:
         return self.limit_micro - self.spent_micro - self.reserved_micro
 
 
-def _ledger_filter(key: CounterKey, window: Window) -> list[sa.ColumnElement[bool]]:
+def _group_members(kind: GroupTables, group_id: uuid.UUID) -> sa.Select[Any]:
+    """User ids of a credit group: direct members and members through its link."""
+    pairs = credit_group_members(kind)
+    return sa.select(pairs.c.user_id).where(pairs.c.credit_group_id == group_id)
+
+
+def _ledger_filter(key: CounterKey, window: Window,
+                   kind: GroupTables = GroupTables.NONE) -> list[sa.ColumnElement[bool]]:
     c = usage_log.c
+    own_window = [c.sponsored_allowance_id.is_(None), c.created_at >= window.start,
+                  c.created_at < window.end]
     if key.scope == USER:
-        return [c.user_id == key.subject, c.sponsored_allowance_id.is_(None),
-                c.created_at >= window.start, c.created_at < window.end]
+        return [c.user_id == key.subject, *own_window]
+    if key.scope in (MODEL_CAP, PROVIDER_CAP):
+        user_id, target = key.subject.split(":", 1)
+        column = c.model_id if key.scope == MODEL_CAP else c.provider
+        return [c.user_id == user_id, column == target, *own_window]
+    if key.scope == GROUP_TOTAL:
+        members = _group_members(kind, uuid.UUID(hex=key.subject))
+        return [c.user_id.in_(members), *own_window]
     if key.scope == API_KEY:
         return [c.api_key_id.is_not(None), c.api_key_id == key.subject,
                 c.created_at >= window.start, c.created_at < window.end]
@@ -97,14 +127,6 @@ def _ledger_filter(key: CounterKey, window: Window) -> list[sa.ColumnElement[boo
     # The IS NOT NULL term lets the planner use the partial index on sponsored rows.
     return [c.sponsored_allowance_id.is_not(None),
             c.sponsored_allowance_id == uuid.UUID(key.subject)]
-
-
-def user_limit(session: Session, user_id: str, now: datetime,
-               settings: BudgetSettings) -> Limit:
-    window = window_for(now, settings.period, settings.timezone)
-    limit = settings.base_allowance_micro + group_allowance(session, user_id) * MICRO
-    return Limit(CounterKey(USER, user_id, window.key), limit, window,
-                 DailyTokenLimitExceededError)
 
 
 def sponsor_limits(allowance: SponsoredAllowance, user_id: str, now: datetime,
@@ -145,6 +167,11 @@ def _key_params(key: CounterKey) -> dict[str, object]:
     return {"k_scope": key.scope, "k_subject": key.subject, "k_window": key.window_start}
 
 
+def _filter(session: Session, key: CounterKey, window: Window) -> list[sa.ColumnElement[bool]]:
+    kind = group_tables(session) if key.scope == GROUP_TOTAL else GroupTables.NONE
+    return _ledger_filter(key, window, kind)
+
+
 def ensure_counter(session: Session, key: CounterKey, window: Window,
                    limit_micro: int | None = None) -> None:
     """Create the counter from the ledger's sum if it does not exist (race-safe)."""
@@ -153,7 +180,7 @@ def ensure_counter(session: Session, key: CounterKey, window: Window,
                   sa.literal(key.window_start, sa.BigInteger),
                   sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0),
                   sa.literal(0, sa.BigInteger), sa.literal(limit_micro, sa.BigInteger))
-        .where(*_ledger_filter(key, window))
+        .where(*_filter(session, key, window))
     )
     cols = ["scope", "subject", "window_start", "spent_micro", "reserved_micro", "limit_micro"]
     dialect = session.get_bind().dialect.name
@@ -170,7 +197,7 @@ def read_counter(session: Session, key: CounterKey) -> tuple[int, int] | None:
 def ledger_sum(session: Session, key: CounterKey, window: Window) -> int:
     return int(session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0))
-        .where(*_ledger_filter(key, window))
+        .where(*_filter(session, key, window))
     ) or 0)
 
 
@@ -200,16 +227,16 @@ def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -
 def reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -> None:
     if _try_reserve(session, limit, estimate, enforce):
         return
+    # No counter yet, or one another transaction created after the UPDATE began: create
+    # it if missing and try once more, so a refusal is never for a counter not seen.
     if read_counter(session, limit.key) is None:
         ensure_counter(session, limit.key, limit.window, limit.limit_micro)
-    # Retry even when the counter exists now: a concurrent first request of the window
-    # may have created it between the UPDATE above and the read.
     if _try_reserve(session, limit, estimate, enforce):
         return
     state = balance_of(session, limit)
     remaining = state.remaining_micro or 0
     raise limit.error(
-        f"credit limit reached: {micro_to_credits(max(remaining, 0)).normalize():f} credits "
+        f"{limit.label} reached: {micro_to_credits(max(remaining, 0)).normalize():f} credits "
         f"left of {micro_to_credits(limit.limit_micro or 0).normalize():f}, "
         f"this request needs about {micro_to_credits(estimate).normalize():f}",
         remaining=micro_to_credits(remaining), limit=micro_to_credits(limit.limit_micro or 0),
@@ -248,11 +275,52 @@ def apply_spend(session: Session, limit_key: CounterKey,
 # -- admission ----------------------------------------------------------------------------
 
 
+def _credits(whole: int) -> int:
+    return whole * MICRO
+
+
+def own_limits(terms: UserTerms, user_id: str, window: Window,
+               settings: BudgetSettings) -> list[Limit]:
+    """The user's own-allowance limits: the allowance, each team budget of their groups,
+    and each spend cap in ``terms`` (all of them, or those of one request's model)."""
+    limits = [Limit(CounterKey(USER, user_id, window.key),
+                    settings.base_allowance_micro + _credits(terms.group_allowance), window,
+                    DailyTokenLimitExceededError)]
+    # Team budgets are the only counters several users share: always lock them in the
+    # same order (by id), so two members' admissions can never deadlock on PostgreSQL.
+    for g in sorted(terms.groups, key=lambda g: g.id):
+        if g.total_credit_limit is not None:
+            limits.append(Limit(CounterKey(GROUP_TOTAL, group_subject(g.id), window.key),
+                                _credits(g.total_credit_limit), window,
+                                GroupBudgetExceededError,
+                                f"team budget of credit group {g.name!r}", g.name))
+    for (scope, target), cap in terms.effective_caps().items():
+        kind = "model" if scope == MODEL_CAP else "provider"
+        limits.append(Limit(CounterKey(scope, f"{user_id}:{target}", window.key),
+                            _credits(cap.credit_limit), window, SpendCapExceededError,
+                            f"spend cap on {kind} {target!r}", target))
+    return limits
+
+
 def limits_for(session: Session, user_id: str, allowance: SponsoredAllowance | None,
-               now: datetime, settings: BudgetSettings) -> list[Limit]:
-    if allowance is None:
-        return [user_limit(session, user_id, now, settings)]
-    return sponsor_limits(allowance, user_id, now, settings)
+               now: datetime, settings: BudgetSettings, *, provider: str | None = None,
+               model_id: str | None = None) -> list[Limit]:
+    """The credit limits a request must fit: a sponsored allowance's, or the user's own
+    (with the caps on ``model_id`` and ``provider``; without them, no cap)."""
+    if allowance is not None:
+        return sponsor_limits(allowance, user_id, now, settings)
+    return request_terms(session, user_id, now, settings, provider or "", model_id or "")[0]
+
+
+def request_terms(session: Session, user_id: str, now: datetime,
+                  settings: BudgetSettings | None, provider: str, model_id: str
+                  ) -> tuple[list[Limit], UserTerms, BudgetSettings]:
+    """The user's own limits for one request, the terms they came from (for the rate
+    limits) and the settings (read in the same round trip when not given)."""
+    terms = admission_terms(session, user_id, provider, model_id)
+    settings = settings or budget_settings_from(session, terms.settings)
+    window = window_for(now, settings.period, settings.timezone)
+    return own_limits(terms, user_id, window, settings), terms, settings
 
 
 def user_balance(session: Session, user_id: str, now: datetime,
@@ -261,8 +329,8 @@ def user_balance(session: Session, user_id: str, now: datetime,
     """Each limit that applies to the user (and allowance) with its current state."""
     settings = settings or budget_settings(session)
     if allowance is None:
-        return [_own_balance(session, user_id, now, settings)]
-    limits = limits_for(session, user_id, allowance, now, settings)
+        return own_balance(session, user_id, now, settings)[0]
+    limits = sponsor_limits(allowance, user_id, now, settings)
     return list(zip(limits, balances_of(session, limits), strict=True))
 
 
@@ -291,20 +359,23 @@ def balances_of(session: Session, limits: list[Limit]) -> list[Balance]:
             for lim, spent, reserved in zip(limits, values[0::2], values[1::2], strict=True)]
 
 
-_OWN_STATE = sa.select(
-    GROUP_ALLOWANCE.scalar_subquery(),
-    sa.select(counter.c.spent_micro).where(_KEY).scalar_subquery(),
-    sa.select(counter.c.reserved_micro).where(_KEY).scalar_subquery(),
-)
-"""The user's group allowances and window counter in one round trip."""
-
-
-def _own_balance(session: Session, user_id: str, now: datetime,
-                 settings: BudgetSettings) -> tuple[Limit, Balance]:
+def own_balance(session: Session, user_id: str, now: datetime,
+                settings: BudgetSettings | None = None
+                ) -> tuple[list[tuple[Limit, Balance]], UserTerms, BudgetSettings]:
+    """The user's own limits with their state, the terms (rate limits and counter) and
+    the settings: everything in one round trip (when ``settings`` is not given)."""
+    terms = balance_terms(session, user_id)
+    settings = settings or budget_settings_from(session, terms.settings)
     window = window_for(now, settings.period, settings.timezone)
-    key = CounterKey(USER, user_id, window.key)
-    groups_sum, spent, reserved = session.execute(
-        _OWN_STATE, {"user_id": user_id, **_key_params(key)}).one()
-    limit = Limit(key, settings.base_allowance_micro + int(groups_sum or 0) * MICRO, window,
-                  DailyTokenLimitExceededError)
-    return limit, _balance(session, limit, spent, reserved)
+    limits = own_limits(terms, user_id, window, settings)
+    counters: dict[tuple[str, str], Counter | None] = {(USER, user_id): terms.counter}
+    for g in terms.groups:
+        counters[(GROUP_TOTAL, group_subject(g.id))] = g.total_counter
+    for cap in terms.caps:
+        counters[(cap.scope, f"{user_id}:{cap.target}")] = cap.counter
+    out = []
+    for lim in limits:
+        found = counters[(lim.key.scope, lim.key.subject)]
+        values = found.values_in(window.key) if found else (None, None)
+        out.append((lim, _balance(session, lim, *values)))
+    return out, terms, settings

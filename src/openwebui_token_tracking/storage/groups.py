@@ -8,7 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from .openwebui_groups import credit_group_members, group_tables
 from .schema import CreditGroup, CreditGroupUser
+from .user_state import admission_terms
 from .users import require_user
 
 
@@ -121,34 +123,32 @@ def member_ids(session: Session, group: CreditGroup) -> list[str]:
 
 
 def groups_of(session: Session, user_id: str) -> list[CreditGroup]:
+    """The user's credit groups: as a direct member or through a linked Open WebUI group."""
+    ids = [g.id for g in admission_terms(session, user_id, "", "").groups]
+    if not ids:
+        return []
     return list(session.scalars(
-        sa.select(CreditGroup).join(CreditGroupUser)
-        .where(CreditGroupUser.user_id == user_id).order_by(CreditGroup.name)
-    ))
-
-
-_groups = cast(sa.Table, CreditGroup.__table__)
-_members = cast(sa.Table, CreditGroupUser.__table__)
-GROUP_ALLOWANCE = (  # Core, not ORM: this runs before every request
-    sa.select(sa.func.coalesce(sa.func.sum(_groups.c.max_credit), 0))
-    .select_from(_groups.join(_members, _members.c.credit_group_id == _groups.c.id))
-    .where(_members.c.user_id == sa.bindparam("user_id"))
-)
+        sa.select(CreditGroup).where(CreditGroup.id.in_(ids)).order_by(CreditGroup.name)))
 
 
 def group_allowance(session: Session, user_id: str) -> int:
     """Sum of the allowances (whole credits) of every group the user is in."""
-    return int(session.scalar(GROUP_ALLOWANCE, {"user_id": user_id}) or 0)
+    return admission_terms(session, user_id, "", "").group_allowance
 
 
 def list_groups(session: Session) -> list[CreditGroup]:
     return list(session.scalars(sa.select(CreditGroup).order_by(CreditGroup.name)))
 
 
+_groups = cast(sa.Table, CreditGroup.__table__)
+
+
 def allowances_by_user(session: Session) -> dict[str, int]:
-    """Each member's summed group allowances (whole credits), in one query."""
+    """Each member's summed group allowances (whole credits), linked members included,
+    each group counted once per user."""
+    pairs = credit_group_members(group_tables(session))
     rows = session.execute(
-        sa.select(_members.c.user_id, sa.func.sum(_groups.c.max_credit))
-        .select_from(_groups.join(_members, _members.c.credit_group_id == _groups.c.id))
-        .group_by(_members.c.user_id))
+        sa.select(pairs.c.user_id, sa.func.sum(_groups.c.max_credit))
+        .select_from(pairs.join(_groups, _groups.c.id == pairs.c.credit_group_id))
+        .group_by(pairs.c.user_id))
     return {user_id: int(total or 0) for user_id, total in rows}

@@ -37,16 +37,21 @@ from ..errors import (
     InvalidInputError,
     ModelNotCoveredError,
 )
+from . import rate_limits
 from .aliases import resolve_price
 from .counters import (
     API_KEY,
+    GROUP_TOTAL,
+    MODEL_CAP,
     SPONSOR_TOTAL,
     SPONSOR_USER,
     USER,
     CounterKey,
+    Limit,
     apply_spend,
-    limits_for,
+    request_terms,
     reserve_one,
+    sponsor_limits,
     usage_log,
 )
 from .key_budgets import key_limit
@@ -115,21 +120,37 @@ def reserve(
 
     ``enforce=False`` (Open WebUI background tasks) reserves without checking limits.
     Free models are always admitted. Unpriced models raise ``UnknownModelError``.
+    A paid request on the user's own allowance also holds its spend caps and team
+    budgets, and counts against the rate limits (``rate_limits``): each one more
+    conditional write.
     ``api_key_id``: the key the request came with; a capped key is one more limit.
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
-    settings = settings or budget_settings(session)
     price = require_price(session, provider, model_id, now)
     if allowance is not None:
         check_allowance_usable(allowance, model_id, now)
     free = is_free(price)
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
-    limits = [] if free else limits_for(session, user_id, allowance, now, settings)
+    limits: list[Limit] = []
+    rate_minute, rate_tokens = None, 0
+    if free or allowance is not None:
+        settings = settings or budget_settings(session)
+        if allowance is not None and not free:
+            limits = sponsor_limits(allowance, user_id, now, settings)
+    else:  # the settings come with the user's terms, in one round trip
+        limits, terms, settings = request_terms(session, user_id, now, settings, provider,
+                                                model_id)
+        rates = rate_limits.RateLimits(*terms.rate_limits(settings.requests_per_minute,
+                                                          settings.tokens_per_minute))
+        if enforce and rates.active:  # background tasks are neither counted nor refused
+            rate_tokens = estimate.total_tokens
+            rate_minute = rate_limits.admit(session, user_id, rates, rate_tokens, now)
     key = None if free or api_key_id is None else key_limit(session, api_key_id, now, settings)
     for limit in limits if key is None else [*limits, key]:
         reserve_one(session, limit, estimate_micro, enforce)
     window_start = limits[-1].key.window_start if limits else 0
+    held = _held_counters(limits) if allowance is None else None
     rid = str(uuid.uuid4())
     session.execute(sa.insert(reservation_table).values(
         id=rid, user_id=user_id, provider=provider, model_id=model_id,
@@ -140,8 +161,16 @@ def reserve(
         created_at=now, expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
         chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
         api_key_window=None if key is None else key.key.window_start, entry_point=entry_point,
+        held_counters=held, rate_minute=rate_minute, rate_tokens=rate_tokens,
     ))
     return Admitted(rid, estimate_micro, price, free)
+
+
+def _held_counters(limits: list[Limit]) -> str | None:
+    """What a reservation holds besides the user's counter (``Reservation.held_counters``)."""
+    held = [lim.key.scope if lim.key.scope != GROUP_TOTAL else f"{GROUP_TOTAL}:{lim.key.subject}"
+            for lim in limits[1:]]
+    return " ".join(held) or None
 
 
 def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
@@ -168,7 +197,13 @@ def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
     capped_key = ([(CounterKey(API_KEY, res.api_key_id, res.api_key_window), key_window)]
                   if res.api_key_window is not None else [])
     if res.sponsored_allowance_id is None:
-        return [(CounterKey(USER, res.user_id, res.window_start), window), *capped_key]
+        own = [(CounterKey(USER, res.user_id, res.window_start), window)]
+        for held in (res.held_counters or "").split():
+            scope, _, group = held.partition(":")
+            subject = group if scope == GROUP_TOTAL else \
+                f"{res.user_id}:{res.model_id if scope == MODEL_CAP else res.provider}"
+            own.append((CounterKey(scope, subject, res.window_start), window))
+        return [*own, *capped_key]
     aid = str(res.sponsored_allowance_id)
     keys = [(CounterKey(SPONSOR_TOTAL, aid, 0), lambda: TOTAL)]
     if res.window_start:
@@ -237,6 +272,9 @@ def settle(session: Session, reservation_id: str, usage: Usage, *, status: str =
         for key, window in _reservation_limit_keys(session, res, settings):
             apply_spend(session, key, window, charged, res.estimate_micro,
                         at=now or res.created_at)
+    if res.rate_minute is not None:
+        rate_limits.settle(session, res.user_id, res.rate_minute, res.rate_tokens,
+                           usage.total_tokens if row_id is not None else 0)
     return row_id
 
 
@@ -249,6 +287,8 @@ def release(session: Session, reservation_id: str, settings: BudgetSettings | No
     if res.estimate_micro:
         for key, window in _reservation_limit_keys(session, res, settings):
             apply_spend(session, key, window, 0, res.estimate_micro)
+    if res.rate_minute is not None:  # the request still counts, its tokens do not
+        rate_limits.settle(session, res.user_id, res.rate_minute, res.rate_tokens, 0)
     return True
 
 
@@ -312,9 +352,18 @@ def record_usage(
         "charged_micro": charged, "status": status, "chat_id": chat_id,
         "message_id": message_id, "task": task, "entry_point": entry_point,
     })
-    if row_id is not None and charged:
+    if row_id is None or not charged:  # free models are exempt from every limit
+        return row_id
+    if allowance is not None:
         settings = settings or budget_settings(session)
-        for limit in limits_for(session, user_id, allowance, now, settings):
-            apply_spend(session, limit.key, limit.window, charged, 0, at=now,
-                        cap=limit.limit_micro)
+        limits = sponsor_limits(allowance, user_id, now, settings)
+    else:
+        limits, terms, settings = request_terms(session, user_id, now, settings, provider,
+                                                model_id)
+        rates = terms.rate_limits(settings.requests_per_minute, settings.tokens_per_minute)
+        if rates[1] is not None:
+            rate_limits.add_tokens(session, user_id, usage.total_tokens, now)
+    for limit in limits:
+        apply_spend(session, limit.key, limit.window, charged, 0, at=now,
+                    cap=limit.limit_micro)
     return row_id

@@ -56,11 +56,16 @@ class RefusalTotal:
     entry_point: str = "unknown"
 
 
-def refusal_totals(session: Session) -> list[RefusalTotal]:
-    """All refusals ever counted, by reason, provider, model and entry point."""
+def refusal_totals(session: Session, since: datetime | None = None,
+                   until: datetime | None = None) -> list[RefusalTotal]:
+    """Refusals by reason, provider, model and entry point: all ever counted, or those of
+    the UTC days that start in ``[since, until)``."""
     c = refusals.c
-    rows = session.execute(
-        sa.select(c.reason, c.provider, c.model_id, c.entry_point, sa.func.sum(c.count))
-        .group_by(c.reason, c.provider, c.model_id, c.entry_point)
-        .order_by(c.reason, c.provider, c.model_id, c.entry_point))
-    return [RefusalTotal(r, p, m, int(n), e) for r, p, m, e, n in rows]
+    query = (sa.select(c.reason, c.provider, c.model_id, c.entry_point, sa.func.sum(c.count))
+             .group_by(c.reason, c.provider, c.model_id, c.entry_point)
+             .order_by(c.reason, c.provider, c.model_id, c.entry_point))
+    if since is not None:
+        query = query.where(c.day >= int(since.timestamp()))
+    if until is not None:
+        query = query.where(c.day < int(until.timestamp()))
+    return [RefusalTotal(r, p, m, int(n), e) for r, p, m, e, n in session.execute(query)]

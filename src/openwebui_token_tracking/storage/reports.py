@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from ..accounting.money import micro_to_credits
 from ..errors import InvalidInputError
+from .openwebui_groups import credit_group_members, group_tables
 from .openwebui_tables import user_table
-from .schema import CreditGroup, CreditGroupUser, SponsoredAllowance, TokenUsageLog
+from .schema import CreditGroup, SponsoredAllowance, TokenUsageLog
 
 GROUP_BY = ("user", "model", "provider", "group", "allowance", "day")
 """The dimensions :func:`usage_summary` sums by."""
@@ -138,8 +139,8 @@ def _dimension(session: Session, by: str
         return (c.model_id, c.provider), log
     if by == "provider":
         return (c.provider, None), log
-    if by == "group":
-        members = CreditGroupUser.__table__
+    if by == "group":  # members directly or through a linked Open WebUI group
+        members = credit_group_members(group_tables(session))
         groups = CreditGroup.__table__
         source = log.outerjoin(members, members.c.user_id == c.user_id).outerjoin(
             groups, groups.c.id == members.c.credit_group_id)

@@ -1,8 +1,8 @@
 """Our tables inside Open WebUI's database, all prefixed ``token_tracking_``.
 
-Open WebUI's own tables (``user``) are never created or altered here; see
-``openwebui_tables``. No foreign key points at Open WebUI's tables, so nothing here can
-stop Open WebUI from deleting a user.
+Open WebUI's own tables (``user``, ``group``, ``group_member``) are never created or
+altered here; see ``openwebui_tables``. No foreign key points at Open WebUI's tables, so
+nothing here can stop Open WebUI from deleting a user.
 
 Money columns are integer micro-credits (``*_micro``), except the credit limits and
 price columns inherited from 0.1.10, which stay whole credits.
@@ -107,6 +107,15 @@ class CreditGroup(Base):
     name: Mapped[str] = mapped_column(sa.String(255))
     max_credit: Mapped[int] = mapped_column(sa.BigInteger)
     description: Mapped[str | None] = mapped_column(sa.String(255))
+    openwebui_group_id: Mapped[str | None] = mapped_column(sa.String(255))
+    """Open WebUI group (its ``group.id``) whose members are members too, read at
+    admission; a deleted Open WebUI group grants nothing."""
+    requests_per_minute: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """Members' rate limit, overriding the default (NULL: no override)."""
+    tokens_per_minute: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """Members' token rate limit, overriding the default (NULL: no override)."""
+    total_credit_limit: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """Credits per window of all members together (a team budget); NULL: none."""
 
     users: Mapped[list[CreditGroupUser]] = relationship(
         back_populates="credit_group", cascade="all, delete-orphan", passive_deletes=True
@@ -127,6 +136,32 @@ class CreditGroupUser(Base):
     user_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True, index=True)
 
     credit_group: Mapped[CreditGroup] = relationship(back_populates="users")
+
+
+class SpendCap(Base):
+    """At most ``credit_limit`` credits per window on a model or provider, per user.
+
+    ``credit_group_id`` NULL is the base cap, which applies to everyone; a group's cap
+    replaces it for the group's members (see ``accounting.limits``).
+    """
+
+    __tablename__ = "token_tracking_spend_cap"
+    __table_args__ = (
+        sa.UniqueConstraint("credit_group_id", "scope", "target"),
+        sa.Index("uq_token_tracking_spend_cap_base", "scope", "target", unique=True,
+                 sqlite_where=sa.text("credit_group_id IS NULL"),
+                 postgresql_where=sa.text("credit_group_id IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    credit_group_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, sa.ForeignKey("token_tracking_credit_group.id", ondelete="CASCADE",
+                               name="fk_tt_spend_cap_group"))
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    """``model_cap`` (``target`` is a model id, under any provider) or ``provider_cap``."""
+    target: Mapped[str] = mapped_column(sa.String(255))
+    credit_limit: Mapped[int] = mapped_column(sa.BigInteger)
+    """Whole credits per budget window."""
 
 
 class SponsoredAllowance(Base):
@@ -226,7 +261,8 @@ class BudgetCounter(Base):
 
     A materialised sum of the ledger kept in the same transaction as each ledger write,
     so admission reads one row instead of scanning the log. ``scope`` is ``user``,
-    ``sponsor_user`` or ``sponsor_total``; ``window_start`` is Unix seconds (0 for a
+    ``sponsor_user``, ``sponsor_total``, ``model_cap``, ``provider_cap`` or
+    ``group_total`` (see ``storage.counters``); ``window_start`` is Unix seconds (0 for a
     sponsored total). A missing row is initialised from the ledger on first use.
     """
 
@@ -240,6 +276,23 @@ class BudgetCounter(Base):
     limit_micro: Mapped[int | None] = mapped_column(sa.BigInteger)
     """The limit in force at the last admission (or unreserved charge); settling compares
     spend against it to detect alert thresholds without reading the limit again."""
+
+
+class RateCounter(Base):
+    """A user's requests and tokens in their current one-minute rate window.
+
+    One row per user, rolled over to the new minute by the admission that first finds
+    it stale, so the table never grows with time. ``tokens`` holds the estimates of
+    requests in flight and the actual tokens of settled ones.
+    """
+
+    __tablename__ = "token_tracking_rate_counter"
+
+    user_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    minute_start: Mapped[int] = mapped_column(sa.BigInteger)
+    """Start of the counted minute, Unix seconds."""
+    requests: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    tokens: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class Reservation(Base):
@@ -269,6 +322,12 @@ class Reservation(Base):
     api_key_window: Mapped[int | None] = mapped_column(sa.BigInteger)
     """Window start of the API key's budget counter this reservation holds, NULL: none."""
     entry_point: Mapped[str | None] = mapped_column(sa.String(16))
+    held_counters: Mapped[str | None] = mapped_column(sa.Text)
+    """Counters held besides the user's (or allowance's): space-separated ``model_cap``,
+    ``provider_cap`` and ``group_total:<group id hex>``; NULL: none."""
+    rate_minute: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """The minute whose rate counter holds ``rate_tokens``; NULL: no rate limit held."""
+    rate_tokens: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class RefusalCount(Base):

@@ -92,6 +92,10 @@ SPECS: dict[str, SettingSpec] = {
             "3600",
             "After this many seconds an unsettled reservation is charged at its estimate.",
         ),
+        SettingSpec("requests_per_minute", "0",
+                    "Requests per minute per user (0: no limit); credit groups may override."),
+        SettingSpec("tokens_per_minute", "0",
+                    "Tokens per minute per user (0: no limit); credit groups may override."),
         *ALERT_SPECS,
     ]
 }
@@ -125,12 +129,23 @@ def validate_setting(key: str, value: str) -> str:
             raise InvalidInputError(
                 f"budget_timezone must be an IANA time zone like Europe/Berlin, got {value!r}"
             ) from exc
-    elif key == "reservation_ttl_seconds":
-        if not value.isdigit() or int(value) < 1:
-            raise InvalidInputError(f"{key} must be a positive whole number, got {value!r}")
+    elif key in WHOLE_NUMBERS:
+        value = _whole_number(key, value)
     elif key.startswith("alert_"):
         _validate_alert_setting(key, value)
     return value
+
+
+WHOLE_NUMBERS = {"reservation_ttl_seconds": "a positive whole number",
+                 "requests_per_minute": "a whole number from 0 (no limit) to 10^12",
+                 "tokens_per_minute": "a whole number from 0 (no limit) to 10^12"}
+
+
+def _whole_number(key: str, value: str) -> str:
+    minimum = 1 if key == "reservation_ttl_seconds" else 0
+    if not value.isascii() or not value.isdigit() or len(value) > 13 or int(value) < minimum:
+        raise InvalidInputError(f"{key} must be {WHOLE_NUMBERS[key]}, got {value!r}")
+    return str(int(value))
 
 
 _settings_table = cast(sa.Table, BaseSetting.__table__)
@@ -181,16 +196,41 @@ class BudgetSettings:
     timezone: ZoneInfo
     contact_text: str
     reservation_ttl_seconds: int
+    requests_per_minute: int | None = None
+    """Default rate limits per user (None: off); credit groups may override them."""
+    tokens_per_minute: int | None = None
 
 
 def budget_settings(session: Session) -> BudgetSettings:
-    stored = read_all(session)
+    return budget_settings_from(session, read_all(session))
+
+
+_parsed: dict[frozenset[tuple[str, str]], BudgetSettings] = {}
+
+
+def budget_settings_from(session: Session, stored: dict[str, str]) -> BudgetSettings:
+    """``budget_settings`` from settings already read (``read_all``); the parsing of the
+    same stored values is remembered (settings change rarely, requests read them often)."""
+    if any(k not in stored for k in SPECS):  # a default applies: parse (and warn once)
+        return _parse(session, stored)
+    key = frozenset(stored.items())
+    found = _parsed.get(key)
+    if found is None:
+        if len(_parsed) > 64:
+            _parsed.clear()
+        found = _parsed[key] = _parse(session, stored)
+    return found
+
+
+def _parse(session: Session, stored: dict[str, str]) -> BudgetSettings:
     return BudgetSettings(
         base_allowance_micro=credits_to_micro(get_value(session, "base_credit_allowance", stored)),
         period=Period(get_value(session, "budget_period", stored)),
         timezone=ZoneInfo(get_value(session, "budget_timezone", stored)),
         contact_text=get_value(session, "limit_contact_text", stored),
         reservation_ttl_seconds=int(get_value(session, "reservation_ttl_seconds", stored)),
+        requests_per_minute=int(get_value(session, "requests_per_minute", stored)) or None,
+        tokens_per_minute=int(get_value(session, "tokens_per_minute", stored)) or None,
     )
 
 

@@ -1,7 +1,7 @@
 """Budget alerts: each counter remembers its limit; alert events and their outbox.
 
 Revision ID: 0df71eeb15d9
-Revises: 6e1fab09690d
+Revises: 2ae36f77f658
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0df71eeb15d9"
-down_revision: str | None = "6e1fab09690d"
+down_revision: str | None = "2ae36f77f658"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

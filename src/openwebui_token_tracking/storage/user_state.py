@@ -1,0 +1,282 @@
+"""A user's own-allowance terms and the settings, in one round trip.
+
+Admission and the balance check read, in one statement, everything that shapes the
+user's own limits: the settings (base allowance, window, default rate limits), each
+credit group the user is in (as a direct member or through a linked Open WebUI group,
+each group once), the spend caps of the base and of those groups, and, for the balance,
+the counters. The statement is a ``UNION ALL`` of tagged rows:
+
+- ``s``: the stored settings, as one JSON object
+- ``g``: a credit group: name, allowance, rate-limit overrides, team budget (and its
+  counter)
+- ``c``: a spend cap of the base or of one of the groups (and the user's counter for it)
+- ``u``: the user's window counter and rate counter (balance only)
+
+Counters are joined as each key's latest window (an index seek on the primary key), so
+the statement does not depend on the window the settings define; a counter of another
+window than the current one counts as missing.
+
+Statements are built once per dialect, shape of Open WebUI's group tables and purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..accounting.limits import effective_caps, most_generous
+from .openwebui_groups import GroupTables, group_tables, user_openwebui_groups
+from .schema import (
+    BaseSetting,
+    BudgetCounter,
+    CreditGroup,
+    CreditGroupUser,
+    RateCounter,
+    SpendCap,
+)
+from .scopes import GROUP_TOTAL, MODEL_CAP, PROVIDER_CAP, USER
+
+_groups = cast(sa.Table, CreditGroup.__table__)
+_members = cast(sa.Table, CreditGroupUser.__table__)
+_caps = cast(sa.Table, SpendCap.__table__)
+_counter = cast(sa.Table, BudgetCounter.__table__)
+_rate = cast(sa.Table, RateCounter.__table__)
+_settings = cast(sa.Table, BaseSetting.__table__)
+
+
+def group_subject(group_id: uuid.UUID) -> str:
+    """The ``group_total`` counter subject of a credit group: its id as 32 hex digits."""
+    return group_id.hex
+
+
+def _settings_json(dialect: str) -> sa.ColumnElement[str]:
+    """Every stored setting as one JSON object ``{key: value}`` (one row, not one per
+    setting: settings are read before every request)."""
+    key, value = _settings.c.setting_key, _settings.c.setting_value
+    if dialect == "postgresql":
+        return sa.cast(sa.func.json_object_agg(key, value), sa.Text)
+    return sa.func.json_group_object(key, value)
+
+
+def _hex_id(dialect: str) -> sa.ColumnElement[str]:
+    """``group_subject`` in SQL (SQLite stores a UUID as its 32 hex digits already)."""
+    as_text = sa.cast(_groups.c.id, sa.String)
+    if dialect != "postgresql":
+        return as_text
+    return sa.func.replace(as_text, sa.literal_column("'-'"), sa.literal_column("''"))
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A counter's latest window (``window_start``) and its values."""
+
+    window_start: int
+    spent_micro: int
+    reserved_micro: int
+
+    def values_in(self, window_key: int) -> tuple[int | None, int | None]:
+        """(spent, reserved) if this is the counter of window ``window_key``, else Nones."""
+        if self.window_start != window_key:
+            return None, None
+        return self.spent_micro, self.reserved_micro
+
+
+def _counter_of(window: object, spent: object, reserved: object) -> Counter | None:
+    if window is None:
+        return None
+    return Counter(int(cast(int, window)), int(cast(int, spent or 0)),
+                   int(cast(int, reserved or 0)))
+
+
+@dataclass(frozen=True)
+class GroupTerms:
+    id: uuid.UUID
+    name: str
+    max_credit: int
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    total_credit_limit: int | None
+    total_counter: Counter | None = None
+    """The team budget's counter (balance only)."""
+
+
+@dataclass(frozen=True)
+class CapTerms:
+    group_id: uuid.UUID | None
+    scope: str
+    target: str
+    credit_limit: int
+    counter: Counter | None = None
+    """The user's counter for this cap (balance only)."""
+
+
+@dataclass(frozen=True)
+class RateState:
+    minute_start: int
+    requests: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class UserTerms:
+    settings: dict[str, str]
+    """Every stored setting, unvalidated (``settings_store.budget_settings_from``)."""
+    groups: tuple[GroupTerms, ...]
+    caps: tuple[CapTerms, ...]
+    counter: Counter | None = None
+    """The user's own window counter (balance only)."""
+    rate: RateState | None = None
+
+    @property
+    def group_allowance(self) -> int:
+        """Whole credits the user's groups add to the base allowance."""
+        return sum(g.max_credit for g in self.groups)
+
+    def rate_limits(self, requests_default: int | None, tokens_default: int | None
+                    ) -> tuple[int | None, int | None]:
+        """(requests, tokens) per minute: a group's override, else the default."""
+        return (most_generous(requests_default, (g.requests_per_minute for g in self.groups)),
+                most_generous(tokens_default, (g.tokens_per_minute for g in self.groups)))
+
+    def effective_caps(self) -> dict[tuple[str, str], CapTerms]:
+        """The cap in force per (scope, target), as whole credits."""
+        base = {(c.scope, c.target): c.credit_limit for c in self.caps if c.group_id is None}
+        by_group: dict[uuid.UUID, dict[tuple[str, str], int]] = {}
+        for c in self.caps:
+            if c.group_id is not None:
+                by_group.setdefault(c.group_id, {})[(c.scope, c.target)] = c.credit_limit
+        chosen = effective_caps(base, by_group.values())
+        sample = {(c.scope, c.target): c for c in self.caps}
+        return {key: CapTerms(None, key[0], key[1], value, sample[key].counter)
+                for key, value in sorted(chosen.items())}
+
+
+def _cast_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
+    return sa.cast(sa.null(), type_)
+
+
+def _latest(source: sa.FromClause, scope: sa.ColumnElement[str],
+            subject: sa.ColumnElement[str], name: str,
+            also: sa.ColumnElement[bool] | None = None
+            ) -> tuple[sa.FromClause, list[sa.ColumnElement[Any]]]:
+    """``source`` left-joined to the key's latest counter (an index seek on the primary
+    key), and that counter's (window_start, spent, reserved) columns."""
+    found, latest = _counter.alias(name), _counter.alias(f"{name}_max")
+    newest = (sa.select(sa.func.max(latest.c.window_start))
+              .where(latest.c.scope == scope, latest.c.subject == subject).scalar_subquery())
+    on = sa.and_(found.c.scope == scope, found.c.subject == subject,
+                 found.c.window_start == newest)
+    joined = source.outerjoin(found, on if also is None else sa.and_(also, on))
+    return joined, [found.c.window_start, found.c.spent_micro, found.c.reserved_micro]
+
+
+def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.CompoundSelect:
+    """The tagged-rows statement. Binds ``user_id``; admission also ``model_id`` and
+    ``provider`` (only the caps on them are read)."""
+    big, text = sa.BigInteger(), sa.String()
+    uid = sa.bindparam("user_id", type_=sa.String)
+    direct = sa.select(_members.c.credit_group_id).where(_members.c.user_id == uid)
+    mine: sa.ColumnElement[bool] = _groups.c.id.in_(direct)
+    if kind is not GroupTables.NONE:
+        owui = user_openwebui_groups(kind)
+        mine = sa.or_(mine, _groups.c.openwebui_group_id.in_(sa.select(owui.c.gid)))
+    mine_ids = sa.select(_groups.c.id).where(mine).cte("tt_mine")
+    nulls = [_cast_null(big) for _ in range(3)]
+    setting_rows = sa.select(
+        sa.literal_column("'s'").label("tag"), _cast_null(sa.Uuid()).label("gid"),
+        _cast_null(text).label("scope"), _settings_json(dialect).label("target"),
+        *[_cast_null(big).label(f"n{i}") for i in range(1, 8)]).select_from(_settings)
+    group_source: sa.FromClause = _groups
+    total = nulls
+    if balance:
+        group_source, total = _latest(_groups, sa.literal_column(f"'{GROUP_TOTAL}'"),
+                                      _hex_id(dialect), "tt_total",
+                                      _groups.c.total_credit_limit.is_not(None))
+    group_rows = sa.select(
+        sa.literal_column("'g'"), _groups.c.id, _cast_null(text), _groups.c.name,
+        _groups.c.max_credit, _groups.c.requests_per_minute, _groups.c.tokens_per_minute,
+        _groups.c.total_credit_limit, *total,
+    ).select_from(group_source).where(_groups.c.id.in_(sa.select(mine_ids.c.id)))
+    cap_filter: sa.ColumnElement[bool] = sa.or_(
+        _caps.c.credit_group_id.is_(None),
+        _caps.c.credit_group_id.in_(sa.select(mine_ids.c.id)))
+    cap_source: sa.FromClause = _caps
+    if balance:
+        cap_source, cap_counter = _latest(
+            _caps, _caps.c.scope, uid + sa.literal_column("':'") + _caps.c.target, "tt_cap")
+    else:
+        cap_counter = nulls
+        cap_filter = sa.and_(cap_filter, sa.or_(
+            sa.and_(_caps.c.scope == MODEL_CAP, _caps.c.target == sa.bindparam("model_id")),
+            sa.and_(_caps.c.scope == PROVIDER_CAP,
+                    _caps.c.target == sa.bindparam("provider"))))
+    cap_rows = sa.select(
+        sa.literal_column("'c'"), _caps.c.credit_group_id, _caps.c.scope, _caps.c.target,
+        _caps.c.credit_limit, *cap_counter, _cast_null(big), _cast_null(big), _cast_null(big),
+    ).select_from(cap_source).where(cap_filter)
+    parts: list[sa.Select[Any]] = [setting_rows, group_rows, cap_rows]
+    if balance:
+        one = sa.select(sa.literal_column("1").label("one")).subquery("tt_one")
+        own_source, own = _latest(one, sa.literal_column(f"'{USER}'"), uid, "tt_own")
+        own_source = own_source.outerjoin(_rate, _rate.c.user_id == uid)
+        parts.append(sa.select(
+            sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(text),
+            _cast_null(text), *own, _rate.c.minute_start, _rate.c.requests, _rate.c.tokens,
+            _cast_null(big)).select_from(own_source))
+    return sa.union_all(*parts)
+
+
+_statements: dict[tuple[str, GroupTables, bool], sa.CompoundSelect] = {}
+
+
+def _statement(session: Session, balance: bool) -> sa.CompoundSelect:
+    dialect = session.get_bind().dialect.name
+    key = (dialect, group_tables(session), balance)
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = build_statement(dialect, key[1], balance=balance)
+    return stmt
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(cast(int, value))
+
+
+def _fold(rows: Iterable[Any]) -> UserTerms:
+    settings: dict[str, str] = {}
+    groups, caps = [], []
+    own = rate = None
+    for tag, gid, scope, target, n1, n2, n3, n4, n5, n6, n7 in rows:
+        if tag == "s":
+            stored = json.loads(target) if target else {}
+            settings = {str(k): str(v) for k, v in stored.items() if v is not None}
+        elif tag == "g":
+            groups.append(GroupTerms(cast(uuid.UUID, gid), str(target), int(n1 or 0),
+                                     _int(n2), _int(n3), _int(n4), _counter_of(n5, n6, n7)))
+        elif tag == "c":
+            caps.append(CapTerms(cast(uuid.UUID | None, gid), str(scope), str(target),
+                                 int(n1 or 0), _counter_of(n2, n3, n4)))
+        else:
+            own = _counter_of(n1, n2, n3)
+            if n4 is not None:
+                rate = RateState(int(n4), int(n5 or 0), int(n6 or 0))
+    return UserTerms(settings, tuple(groups), tuple(caps), own, rate)
+
+
+def admission_terms(session: Session, user_id: str, provider: str, model_id: str
+                    ) -> UserTerms:
+    """The settings, the user's groups and the caps on this model and provider."""
+    rows = session.execute(_statement(session, False),
+                           {"user_id": user_id, "model_id": model_id, "provider": provider})
+    return _fold(rows)
+
+
+def balance_terms(session: Session, user_id: str) -> UserTerms:
+    """The settings, the user's groups, every cap that applies and the latest counters."""
+    return _fold(session.execute(_statement(session, True), {"user_id": user_id}))
