@@ -19,7 +19,9 @@ from openwebui_token_tracking.accounting.budget import window_for
 from openwebui_token_tracking.errors import DailyTokenLimitExceededError, InvalidInputError
 from openwebui_token_tracking.storage import (
     alerts,
+    caps,
     counters,
+    group_limits,
     groups,
     ledger,
     prices,
@@ -242,6 +244,30 @@ def test_any_capped_scope_alerts_for_example_a_group_total(acct):
     assert (event.scope, event.threshold, event.spent_micro) == ("group_total", 80, 41_000_000)
     assert json.loads(event.payload)["subject"] == {"group_id": str(group.id),
                                                     "group_name": "Physics"}
+
+
+def test_team_budget_and_spend_cap_alert_through_admission(acct):
+    """A team budget (group_total) and a spend cap (model_cap) set through their own
+    storage functions alert when real charges cross their thresholds."""
+    def setup(s):
+        settings_store.set_value(s, "base_credit_allowance", "1000")
+        groups.create_group(s, "Physics", 0)
+        groups.add_member(s, "Physics", "u-alice")
+        groups.add_member(s, "Physics", "u-bob")
+        group_limits.set_group_limits(s, "Physics", total_credit_limit=10)
+        caps.set_cap(s, kind="model", target="gpt", credit_limit=5)
+    acct.run(setup)
+    charge(acct, 3, user="u-bob")
+    assert events(acct) == []  # team 3/10, bob's cap 3/5
+    charge(acct, 5)  # alice: team 8/10 crosses 80 %, her cap 5/5 crosses 80 and 100 %
+    got = {(e.scope, e.threshold): e for e in events(acct)}
+    assert set(got) == {("group_total", 80), ("model_cap", 80), ("model_cap", 100)}
+    team = json.loads(got["group_total", 80].payload)
+    assert team["subject"]["group_name"] == "Physics" and team["spent"] == "8"
+    cap = got["model_cap", 100]
+    assert cap.user_id == "u-alice" and json.loads(cap.payload)["subject"]["model"] == "gpt"
+    mine = acct.run(lambda s: alerts.list_alerts(s, viewer="u-alice"))
+    assert {(a.scope, a.threshold) for a in mine} == {("model_cap", 80), ("model_cap", 100)}
 
 
 def test_concurrent_charges_crossing_together_fire_once(acct, engine):

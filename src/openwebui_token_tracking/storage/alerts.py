@@ -9,9 +9,10 @@ window and threshold: concurrent charges crossing together fire once), and one o
 row per configured channel, all in the charge's transaction: the alert is committed
 exactly when the money is, and a deliverer sends it at least once afterwards.
 
-Scopes are the counters' (``user``, ``sponsor_user``, ``sponsor_total``) and any other
-that reserves against a capped limit (``group_total``, per-model caps): the detection
-only needs the counter row.
+Scopes are every capped counter's (``storage.scopes``: the user's window, a sponsored
+allowance's total and per-user limit, a team budget, a spend cap on a model or provider,
+a capped API key): the detection only needs the counter row. An alert about one user
+(their window, their caps, their key) is visible to that user.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from ..accounting.alerts import (
 )
 from ..accounting.budget import Window
 from .openwebui_tables import user_table
-from .schema import AlertDelivery, AlertEvent, BaseSetting, CreditGroup, SponsoredAllowance
+from .schema import (
+    AlertDelivery,
+    AlertEvent,
+    BaseSetting,
+    CreditGroup,
+    KeyBudget,
+    SponsoredAllowance,
+)
 
 if TYPE_CHECKING:
     from .counters import CounterKey
@@ -137,11 +145,20 @@ def describe_subject(session: Session, scope: str, subject: str) -> Subject:
         return Subject(allowance_id=aid, names=names)
     if scope == "group_total":
         try:
-            where = CreditGroup.id == uuid.UUID(subject)
+            gid: uuid.UUID | None = uuid.UUID(subject)
+            where = CreditGroup.id == gid
         except ValueError:
-            where = CreditGroup.name == subject
+            gid, where = None, CreditGroup.name == subject
         name = session.scalar(sa.select(CreditGroup.name).where(where))
-        return Subject(names={"group_id": subject, "group_name": name})
+        return Subject(names={"group_id": str(gid) if gid else subject, "group_name": name})
+    if scope in ("model_cap", "provider_cap"):
+        user_id, target = subject.split(":", 1)
+        kind = "model" if scope == "model_cap" else "provider"
+        return Subject(user_id, names={**_user_names(session, user_id, "user"), kind: target})
+    if scope == "api_key":
+        owner = session.scalar(sa.select(KeyBudget.user_id).where(KeyBudget.key_id == subject))
+        names = _user_names(session, owner, "user") if owner else {}
+        return Subject(owner, names={**names, "api_key_id": subject})
     return Subject(names={"id": subject})
 
 
@@ -237,7 +254,8 @@ class AlertRecord:
 def who(record: AlertRecord) -> str:
     """A short human name of an alert's subject (allowance / group / user)."""
     names = record.payload.get("subject") or {}
-    parts = [names.get(k) for k in ("allowance_name", "group_name", "user_name")]
+    parts = [names.get(k) for k in ("allowance_name", "group_name", "user_name", "model",
+                                    "provider", "api_key_id")]
     return " / ".join(str(p) for p in parts if p) or record.subject
 
 
