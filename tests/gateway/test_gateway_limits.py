@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 
 import httpx
 import openai
@@ -80,6 +82,26 @@ def _keys(url: str, token: str) -> list[dict]:
 def _set_budget(url: str, token: str, kid: str, limit: str) -> httpx.Response:
     return httpx.put(f"{url}/api/v1/keys/{kid}/budget", json={"limit": limit},
                      headers={"Authorization": f"Bearer {token}"})
+
+
+def test_rate_limit_refusal_says_when_to_retry(gateway_url, gw_engine):
+    """Requests per minute at the gateway: the second request of the minute is a 429
+    rate-limit error with Retry-After at the next minute (clients wait and retry), not
+    a credit refusal."""
+    _ten_credits_per_window(gw_engine)
+    with Session(gw_engine) as s, s.begin():
+        settings_store.set_value(s, "requests_per_minute", "1")
+    body = {"model": "gpt-4o-mini", "messages": messages(), "max_tokens": 10}
+    with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {ALICE_KEY}"}) as c:
+        assert c.post(f"{gateway_url}/v1/chat/completions", json=body).status_code == 200
+        refused = c.post(f"{gateway_url}/v1/chat/completions", json=body)
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert (error["code"], error["reason"]) == ("rate_limit_exceeded", "rate_limit_requests")
+    assert "too much too fast" in error["message"]
+    retry_at = parsedate_to_datetime(refused.headers["retry-after"])
+    assert retry_at == datetime.fromisoformat(error["reset_at"])
+    assert retry_at.second == 0 and "x-should-retry" not in refused.headers
 
 
 def test_per_key_budget_caps_a_key_below_its_owner(oai, gateway_url, gw_engine):

@@ -9,17 +9,20 @@ not allowed (workspace model, role)    403     ``permission_denied``
 unpriced or unserved model             404     ``model_not_found``
 model outside the allowance / expired  403     ``model_not_covered`` / ``allowance_expired``
 credit limit (user, key, allowance)    429     ``credit_limit_exceeded``
+rate limit (requests/tokens a minute)  429     ``rate_limit_exceeded``
 provider refused the request           its own (400, 404, 413, 422, 429) or 502
 provider unreachable, database down    502 / 503
 =====================================  ======  ===============================
 
-Refusals carry ``x-should-retry: false`` (the official clients then do not retry) and
-the reset instant as ``error.reset_at``.
+Credit refusals carry ``x-should-retry: false`` (the official clients then do not retry)
+and the reset instant as ``error.reset_at``. Rate-limit refusals carry ``Retry-After``
+(the HTTP date of the next minute) instead, so clients wait and retry by themselves.
 """
 
 from __future__ import annotations
 
 import logging
+from email.utils import format_datetime
 
 from fastapi.responses import JSONResponse
 
@@ -29,6 +32,7 @@ from ..errors import (
     DatabaseError,
     InvalidInputError,
     ModelNotCoveredError,
+    RateLimitExceededError,
     NotFoundError,
     ProviderError,
     TokenLimitExceededError,
@@ -66,6 +70,11 @@ def _refusal(exc: TokenLimitExceededError) -> JSONResponse:
         return error_response(403, str(exc), "permission_error", "allowance_expired",
                               headers=NO_RETRY)
     extra = {"reset_at": exc.reset_at.isoformat()} if exc.reset_at else {}
+    if isinstance(exc, RateLimitExceededError):
+        retry = {"Retry-After": format_datetime(exc.reset_at, usegmt=True)} \
+            if exc.reset_at else {}
+        return error_response(429, str(exc), "rate_limit_error", "rate_limit_exceeded",
+                              headers=retry, reason=exc.reason, **extra)
     return error_response(429, str(exc), "insufficient_quota", "credit_limit_exceeded",
                           headers=NO_RETRY, reason=exc.reason, **extra)
 
