@@ -27,21 +27,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
-from ledger_bench import pct, timed
+from bench_support import DEFAULT_POSTGRES_URL, p50_p95, scratch_database, timed
 
 from openwebui_token_tracking import Accountant, Usage
 from openwebui_token_tracking.errors import UnknownModelError
 from openwebui_token_tracking.price_data import default_catalogue
 from openwebui_token_tracking.storage import aliases, migrate, prices, settings_store
-from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
+from openwebui_token_tracking.storage.engine import get_engine
 from openwebui_token_tracking.storage.schema import ModelPricing, PriceHistory
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -119,16 +116,16 @@ def run(url: str, n: int) -> list[tuple[str, float, float]]:
     paired(acct, steady, 50)  # warm-up; the alias's first request records it
     canonical, alias = paired(acct, steady, n)
     results = [
-        ("canonical", *_stats(canonical)),
-        ("alias", *_stats(alias)),
+        ("canonical", *p50_p95(canonical)),
+        ("alias", *p50_p95(alias)),
         ("first resolution via db",
-         *_stats(first_resolution(acct, "openai", "gpt-4o-2024-08-06", max(n // 10, 20)))),
+         *p50_p95(first_resolution(acct, "openai", "gpt-4o-2024-08-06", max(n // 10, 20)))),
         ("first resolution via genai-prices",
-         *_stats(first_resolution(acct, "google_genai", "gemini-2.0-flash-001",
+         *p50_p95(first_resolution(acct, "google_genai", "gemini-2.0-flash-001",
                                   max(n // 10, 20)))),
-        ("miss, remembered", *_stats(timed(refused(acct, "nope-1", remembered=True), n))),
+        ("miss, remembered", *p50_p95(timed(refused(acct, "nope-1", remembered=True), n))),
         ("miss, not remembered",
-         *_stats(timed(refused(acct, "nope-2", remembered=False), max(n // 10, 20)))),
+         *p50_p95(timed(refused(acct, "nope-2", remembered=False), max(n // 10, 20)))),
     ]
     return results
 
@@ -163,42 +160,20 @@ def statement_counts(acct: Accountant) -> list[tuple[str, int]]:
     ]
 
 
-def _stats(values: list[float]) -> tuple[float, float]:
-    return pct(values, 50), pct(values, 95)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
-    ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     ap.add_argument("--iterations", type=int, default=2000)
     args = ap.parse_args()
     print(f"{'backend':<11} {'operation':<34} {'p50 ms':>8} {'p95 ms':>8}")
     for backend in args.backend or ["sqlite"]:
-        with tempfile.TemporaryDirectory() as tmp:
-            admin = None
-            if backend == "sqlite":
-                url = f"sqlite:///{Path(tmp) / 'webui.db'}"
-            else:
-                schema = f"bench_{uuid.uuid4().hex[:10]}"
-                admin = sa.create_engine(
-                    args.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                    isolation_level="AUTOCOMMIT")
-                with admin.connect() as c:
-                    c.exec_driver_sql(f"CREATE SCHEMA {schema}")
-                url = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
-            try:
-                for op, p50, p95 in run(url, args.iterations):
-                    print(f"{backend:<11} {op:<34} {p50:>8.3f} {p95:>8.3f}", flush=True)
-                counts = statement_counts(Accountant(get_engine(url), clock=lambda: NOW))
-                print(f"{backend:<11} SQL statements per admission: "
-                      + ", ".join(f"{op} {k}" for op, k in counts), flush=True)
-            finally:
-                dispose_engines()
-                if admin is not None:
-                    with admin.connect() as c:
-                        c.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-                    admin.dispose()
+        with scratch_database(backend, args.postgres_url) as url:
+            for op, p50, p95 in run(url, args.iterations):
+                print(f"{backend:<11} {op:<34} {p50:>8.3f} {p95:>8.3f}", flush=True)
+            counts = statement_counts(Accountant(get_engine(url), clock=lambda: NOW))
+            print(f"{backend:<11} SQL statements per admission: "
+                  + ", ".join(f"{op} {k}" for op, k in counts), flush=True)
 
 
 if __name__ == "__main__":

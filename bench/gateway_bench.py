@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from bench_support import DEFAULT_POSTGRES_URL, pct, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "gateway"))
@@ -152,10 +150,6 @@ def throughput(url: str, headers: dict[str, str], total: int, concurrency: int) 
     return total / (time.perf_counter() - t0)
 
 
-def p(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def bench(backend: str, url: str, args: argparse.Namespace) -> None:
     from fake_upstream import free_port
     prepare(url)
@@ -170,9 +164,9 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
         gateway = (f"http://127.0.0.1:{gw_port}/v1/chat/completions",
                    {"Authorization": f"Bearer {KEY}"})
         d, g = ttft(*direct, args.requests), ttft(*gateway, args.requests)
-        print(f"{backend:<11} TTFT p50 direct {p(d, 50):6.2f} ms  gateway {p(g, 50):6.2f} ms  "
-              f"overhead {p(g, 50) - p(d, 50):5.2f} ms   (p95 {p(d, 95):.2f} / "
-              f"{p(g, 95):.2f} ms, n={args.requests})", flush=True)
+        print(f"{backend:<11} TTFT p50 direct {pct(d, 50):6.2f} ms  gateway {pct(g, 50):6.2f} ms  "
+              f"overhead {pct(g, 50) - pct(d, 50):5.2f} ms   (p95 {pct(d, 95):.2f} / "
+              f"{pct(g, 95):.2f} ms, n={args.requests})", flush=True)
         procs[0].terminate()
         procs[0].wait()
         procs[0] = start(["_upstream", str(up_port), str(args.event_ms)])
@@ -197,32 +191,15 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
-    ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     ap.add_argument("--requests", type=int, default=300, help="sequential TTFT requests")
     ap.add_argument("--total", type=int, default=400, help="streams in the throughput run")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--event-ms", type=float, default=10.0)
     args = ap.parse_args()
     for backend in args.backend or ["sqlite"]:
-        with tempfile.TemporaryDirectory() as tmp:
-            admin = None
-            if backend == "sqlite":
-                url = f"sqlite:///{Path(tmp) / 'webui.db'}"
-            else:
-                schema = f"bench_{uuid.uuid4().hex[:10]}"
-                admin = sa.create_engine(
-                    args.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                    isolation_level="AUTOCOMMIT")
-                with admin.connect() as c:
-                    c.exec_driver_sql(f"CREATE SCHEMA {schema}")
-                url = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
-            try:
-                bench(backend, url, args)
-            finally:
-                if admin is not None:
-                    with admin.connect() as c:
-                        c.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-                    admin.dispose()
+        with scratch_database(backend, args.postgres_url) as url:
+            bench(backend, url, args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ users and prints p50/p95 in milliseconds:
 - admit: the atomic reservation (``Accountant.admit``), which is the check pipes use
 - charge: settling a reservation into a ledger row (``Accountant.settle``), and a direct
   charge without reservation (``Accountant.record``)
+- the same through 0.1.10's API (``TokenTracker.remaining_credits`` without and with a
+  sponsored allowance, ``max_credits``, ``log_token_usage``)
+
+With ``--upgrade-rows N`` it also builds a 0.1.10 database of N usage rows (as 0.1.10
+wrote them: naive local times, no charges, no counters; a tenth of them sponsored),
+upgrades it (``migrate.upgrade``, what ``init`` runs) and times the upgrade and the
+first ``remaining_credits`` of users afterwards.
 
 Scenarios (``--scenario``): ``base`` (the plain allowance, a direct credit group) and
 ``limits``: every user in a credit group linked to a nested Open WebUI group (Open
@@ -20,28 +27,27 @@ user's counter, the rate counter and the cap counter.
 Usage::
 
     python bench/ledger_bench.py --backend sqlite --backend postgresql \\
-        --postgres-url postgresql://postgres@127.0.0.1:5432/test --sizes 0,100000,1000000
+        --postgres-url postgresql://postgres@127.0.0.1:5432/test --sizes 0,100000,1000000 \\
+        --upgrade-rows 1000000
 
-Targets (from the foundation issue): check p50 <= 0.3 ms on SQLite, <= 1 ms on
-PostgreSQL, flat from 0 to 1M rows; charge p50 <= 1 ms. With ``limits`` (issue 8):
-SQLite check <= 0.3 ms and admit <= 1 ms, PostgreSQL check <= 1 ms.
+Targets (from the foundation issue): check and ``remaining_credits`` p50 <= 0.3 ms on
+SQLite, <= 1 ms on PostgreSQL, flat from 0 to 1M rows; charge p50 <= 1 ms. With
+``limits`` (issue 8): SQLite check <= 0.3 ms and admit <= 1 ms, PostgreSQL check <= 1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import statistics
-import tempfile
+import sys
 import time
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from bench_support import DEFAULT_POSTGRES_URL, p50_p95, scratch_database, timed
 
-from openwebui_token_tracking import Accountant, Usage
+from openwebui_token_tracking import Accountant, TokenTracker, Usage
 from openwebui_token_tracking.storage import (
     caps,
     group_links,
@@ -51,7 +57,7 @@ from openwebui_token_tracking.storage import (
     settings_store,
     sponsors,
 )
-from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
+from openwebui_token_tracking.storage.engine import get_engine
 from openwebui_token_tracking.storage.openwebui_tables import (
     group_member_table,
     group_table,
@@ -61,6 +67,7 @@ from openwebui_token_tracking.storage.prices import PriceInput
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 USERS = 1000
+TESTS = Path(__file__).parents[1] / "tests"
 
 
 def seed_sql(dialect: str, rows: int) -> str:
@@ -139,19 +146,6 @@ def analyze(engine) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        fn()
-        out.append((time.perf_counter_ns() - t0) / 1e6)
-    return out
-
-
-def pct(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
-
-
 def run(backend: str, url: str, rows: int, n: int, scenario: str = "base",
         repeat: int = 1) -> list[tuple[str, float, float]]:
     """Each operation timed ``n`` times, ``repeat`` rounds; per operation the round with
@@ -167,79 +161,129 @@ def run(backend: str, url: str, rows: int, n: int, scenario: str = "base",
     analyze(acct.engine)
     best: dict[str, tuple[float, float]] = {}
     for _ in range(repeat):
-        for op, p50, p95 in _round(acct, rnd, users, est, n):
+        for op, p50, p95 in _round(acct, url, rnd, users, est, n):
             if op not in best or p50 < best[op][0]:
                 best[op] = (p50, p95)
     return [(op, *stats) for op, stats in best.items()]
 
 
-def _round(acct: Accountant, rnd: random.Random, users: list[str], est: Usage,
+def _round(acct: Accountant, url: str, rnd: random.Random, users: list[str], est: Usage,
            n: int) -> list[tuple[str, float, float]]:
     results = []
-    results.append(("check", *_stats(timed(lambda: acct.balance(rnd.choice(users)), n))))
-    results.append(("check+sponsored", *_stats(timed(
+    results.append(("check", *p50_p95(timed(lambda: acct.balance(rnd.choice(users)), n))))
+    results.append(("check+sponsored", *p50_p95(timed(
         lambda: acct.balance(rnd.choice(users), allowance_name="lab"), n))))
     admitted: list = []
-    results.append(("admit", *_stats(timed(lambda: admitted.append(acct.admit(
+    results.append(("admit", *p50_p95(timed(lambda: admitted.append(acct.admit(
         user_id=rnd.choice(users), provider="openai", model_id="gpt",
         estimate=est)), n))))
 
     def settle() -> None:
         a = admitted.pop()
         acct.settle(a.reservation_id, est, price=a.price)
-    results.append(("charge (settle)", *_stats(timed(settle, n))))
-    results.append(("charge (record)", *_stats(timed(lambda: acct.record(
+    results.append(("charge (settle)", *p50_p95(timed(settle, n))))
+    results.append(("charge (record)", *p50_p95(timed(lambda: acct.record(
         user_id=rnd.choice(users), provider="openai", model_id="gpt", usage=est), n))))
+    tracker = TokenTracker(url)
+    tracker.accountant.clock = lambda: NOW
+    results.append(("0.1.10 remaining", *p50_p95(timed(
+        lambda: tracker.remaining_credits({"id": rnd.choice(users)}), n))))
+    results.append(("0.1.10 remaining+sp", *p50_p95(timed(
+        lambda: tracker.remaining_credits({"id": rnd.choice(users)}, "lab"), n))))
+    results.append(("0.1.10 max_credits", *p50_p95(timed(
+        lambda: tracker.max_credits({"id": rnd.choice(users)}), n))))
+    results.append(("0.1.10 log_usage", *p50_p95(timed(lambda: tracker.log_token_usage(
+        "openai", "gpt", {"id": rnd.choice(users)}, 1000, 500, now=NOW), n))))
     return results
 
 
-def _stats(values: list[float]) -> tuple[float, float]:
-    return pct(values, 50), pct(values, 95)
+def seed_legacy_sql(dialect: str, rows: int, lab: str) -> str:
+    """``rows`` usage rows as 0.1.10 wrote them (naive times, every tenth sponsored)."""
+    if dialect == "postgresql":
+        return (
+            "INSERT INTO token_tracking_usage_log (log_date, user_id, provider, model_id, "
+            "prompt_tokens, response_tokens, sponsored_allowance_id) "
+            f"SELECT TIMESTAMPTZ '{NOW.isoformat()}' - mod(i, 2592000) * INTERVAL '1 second', "
+            "'user-' || mod(i, 1000), 'openai', 'gpt-4o', 1000, 500, "
+            f"CASE WHEN mod(i, 10) = 0 THEN UUID '{lab}' END "
+            f"FROM generate_series(1, {rows}) AS i")
+    return (
+        f"WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < {rows}) "
+        "INSERT INTO token_tracking_usage_log (log_date, user_id, provider, model_id, "
+        "prompt_tokens, response_tokens, sponsored_allowance_id) "
+        f"SELECT datetime('{NOW.strftime('%Y-%m-%d %H:%M:%S')}', '-' || (i % 2592000) || "
+        "' seconds') || '.000000', 'user-' || (i % 1000), 'openai', 'gpt-4o', 1000, 500, "
+        f"CASE WHEN i % 10 = 0 THEN '{lab}' END FROM seq")
+
+
+def upgrade_run(url: str, rows: int) -> list[tuple[str, float, float]]:
+    """Upgrade a 0.1.10 database of ``rows`` rows; time it and the first checks after."""
+    sys.path[:0] = [str(TESTS), str(TESTS / "storage")]
+    import legacy_0_1_10 as legacy
+
+    from db_support import create_openwebui_users
+
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    create_openwebui_users(engine)
+    legacy.build(engine)
+    lab = legacy.LAB_ID.hex if engine.dialect.name == "sqlite" else str(legacy.LAB_ID)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(seed_legacy_sql(engine.dialect.name, rows, lab))
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+    started = time.perf_counter()
+    migrate.upgrade(get_engine(url), now=NOW)
+    upgrade_s = time.perf_counter() - started
+    Accountant(url).run(settings_store.ensure_defaults)  # the rest of `init`
+    tracker = TokenTracker(url)
+    tracker.accountant.clock = lambda: NOW
+    for _ in range(20):  # Python's first calls (statement compilation), on a user without rows
+        tracker.remaining_credits({"id": "warm-up"})
+        tracker.remaining_credits({"id": "warm-up"}, "lab")
+    users = [f"user-{i}" for i in range(USERS)]
+    first = timed(lambda: tracker.remaining_credits({"id": users.pop()}), 1)
+    first_sp = timed(lambda: tracker.remaining_credits({"id": users.pop()}, "lab"), 1)
+    each = timed(lambda: tracker.remaining_credits({"id": users.pop()}), 400)
+    each_sp = timed(lambda: tracker.remaining_credits({"id": users.pop()}, "lab"), 400)
+    return [("upgrade (seconds)", upgrade_s, upgrade_s),
+            ("first remaining", first[0], first[0]),
+            ("first remaining+sp", first_sp[0], first_sp[0]),
+            ("users' 1st remaining", *p50_p95(each)),
+            ("users' 1st rem.+sp", *p50_p95(each_sp))]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
-    ap.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     ap.add_argument("--sizes", default="0,100000,1000000")
     ap.add_argument("--iterations", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds per operation; the round with the lowest p50 is shown")
     ap.add_argument("--scenario", default="base",
                     help="comma-separated: base, limits (linked group + rate limits + caps)")
+    ap.add_argument("--upgrade-rows", type=int, default=0,
+                    help="also upgrade a 0.1.10 database of this many rows")
     args = ap.parse_args()
     backends = args.backend or ["sqlite"]
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     scenarios = [s.strip() for s in args.scenario.split(",")]
     if set(scenarios) - {"base", "limits"}:
         ap.error(f"unknown scenario in {args.scenario!r}; choose base and/or limits")
-    print(f"{'backend':<11} {'scenario':<8} {'rows':>9}  {'operation':<16} {'p50 ms':>8} "
+    print(f"{'backend':<11} {'scenario':<8} {'rows':>9}  {'operation':<22} {'p50 ms':>8} "
           f"{'p95 ms':>8}")
-    for backend, scenario in ((b, sc) for b in backends for sc in scenarios):
-        for rows in sizes:
-            with tempfile.TemporaryDirectory() as tmp:
-                if backend == "sqlite":
-                    url = f"sqlite:///{Path(tmp) / 'webui.db'}"
-                    admin = None
-                else:
-                    schema = f"bench_{uuid.uuid4().hex[:10]}"
-                    admin = sa.create_engine(
-                        args.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                        isolation_level="AUTOCOMMIT")
-                    with admin.connect() as c:
-                        c.exec_driver_sql(f"CREATE SCHEMA {schema}")
-                    url = f"{args.postgres_url}?options=-csearch_path%3D{schema}"
-                try:
-                    for op, p50, p95 in run(backend, url, rows, args.iterations, scenario,
-                                            args.repeat):
-                        print(f"{backend:<11} {scenario:<8} {rows:>9}  {op:<16} {p50:>8.3f} "
-                              f"{p95:>8.3f}", flush=True)
-                finally:
-                    dispose_engines()
-                    if admin is not None:
-                        with admin.connect() as c:
-                            c.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-                        admin.dispose()
+    for backend in backends:
+        jobs = [(scenario, rows, lambda url, rows=rows, backend=backend, scenario=scenario:
+                 run(backend, url, rows, args.iterations, scenario, args.repeat))
+                for scenario in scenarios for rows in sizes]
+        if args.upgrade_rows:
+            jobs.append(("upgrade", args.upgrade_rows,
+                         lambda url: upgrade_run(url, args.upgrade_rows)))
+        for scenario, rows, job in jobs:
+            with scratch_database(backend, args.postgres_url) as url:
+                for op, p50, p95 in job(url):
+                    print(f"{backend:<11} {scenario:<8} {rows:>9}  {op:<22} {p50:>8.3f} "
+                          f"{p95:>8.3f}", flush=True)
 
 
 if __name__ == "__main__":

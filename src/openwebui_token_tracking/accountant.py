@@ -3,11 +3,17 @@
 Pipes, the CLI, the service and the 0.1.10-compatible wrappers all charge through an
 ``Accountant``. It owns transactions; the storage functions it calls take a session.
 Its methods are synchronous: async callers run them with ``asyncio.to_thread``.
+
+Every unit of work is retried after transient database failures within a bounded
+budget (``storage.retry`` says when a retry is safe): a dropped connection once and at
+once, a settlement with backoff for up to ``SETTLE_RETRY.deadline_s`` and then, if the
+caller asks, in the background (``pending``).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +23,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import DataError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .accounting.limits import minute_window
@@ -25,9 +31,12 @@ from .accounting.money import micro_to_credits
 from .accounting.pricing import Price
 from .accounting.usage import Usage
 from .errors import DatabaseError, InvalidInputError, TokenTrackingError
-from .storage import alerts, counters, ledger, refusals, scopes, sponsors
-from .storage.engine import get_engine, read_only_options, redact
+from .pending import PendingCharges
+from .storage import alerts, balances, counters, ledger, refusals, scopes, sponsors
+from .storage import engine as engine_module
+from .storage.engine import LOCK_WAIT_S, get_engine, read_only_options, redact, write_gate
 from .storage.ledger import Admitted
+from .storage.retry import CommitOutcomeUnknown, RetryPolicy, call_with_retry
 from .storage.schema import SponsoredAllowance
 from .storage.settings_store import BudgetSettings
 from .storage.user_state import UserTerms
@@ -123,6 +132,18 @@ def transaction(database_url: str | URL | None = None) -> Iterator[Session]:
         yield s
 
 
+ONCE_MORE = RetryPolicy(attempts=2, deadline_s=LOCK_WAIT_S)
+"""Default: a unit that failed before COMMIT on a dropped or refused connection is tried
+once more; one that waited ``LOCK_WAIT_S`` for a lock is not (the wait was the bound)."""
+READ_RETRY = RetryPolicy(attempts=2, deadline_s=LOCK_WAIT_S, idempotent=True)
+SETTLE_RETRY = RetryPolicy(attempts=4, deadline_s=3 * LOCK_WAIT_S, idempotent=True)
+"""Settling and releasing are idempotent (the reservation row is deleted in the same
+transaction), so they are retried even when a COMMIT's outcome is unknown."""
+RECORD_RETRY = RetryPolicy(attempts=4, deadline_s=3 * LOCK_WAIT_S)
+ADMIT_RETRY = RetryPolicy(attempts=2, deadline_s=LOCK_WAIT_S, idempotent=True)
+"""Admission fails closed after one lock wait; its reservation id makes it idempotent."""
+
+
 class Accountant:
     """Charges and admits requests against one database."""
 
@@ -132,23 +153,25 @@ class Accountant:
                        else get_engine(engine_or_url))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_only = read_only_options(self.engine)
+        self._url = str(self.engine.url)
+        self._write_gate = write_gate(self.engine)
         self._last_sweep: datetime | None = None
         self.clock = clock
+        self.pending = PendingCharges()
+        """Settlements queued after the database failed them (see ``settle``)."""
 
-    def run(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
+    def run(self, work: Callable[[Session], T], *, read_only: bool = False,
+            retry: RetryPolicy = ONCE_MORE, what: str = "database work") -> T:
         """Run ``work`` in one transaction, translating database errors.
 
-        ``read_only`` transactions take no write lock on SQLite. A transaction that
-        queued budget alerts starts their delivery after it committed.
+        ``read_only`` work reads without a transaction (each statement sees the latest
+        committed state) and takes no write lock on SQLite. Transient failures are
+        retried as ``retry`` allows; ``work`` must then be safe to run again (it only
+        touches the database through its session). A transaction that queued budget
+        alerts starts their delivery after it committed.
         """
-        with translate_db_errors(str(self.engine.url)), self._sessions() as session:
-            with session.begin():
-                if read_only:
-                    session.connection(execution_options=self._read_only)
-                result = work(session)
-            if session.info.pop(alerts.PENDING, False):
-                self._deliver_alerts()
-            return result
+        with translate_db_errors(self._url):
+            return call_with_retry(lambda: self._attempt(work, read_only), retry, what)
 
     def _deliver_alerts(self) -> None:
         """The transaction just committed queued alerts: deliver them in a background
@@ -160,13 +183,43 @@ class Accountant:
         except RuntimeError:  # no thread could start: the next deliverer sends them
             logger.exception("could not start alert delivery")
 
+    def _attempt(self, work: Callable[[Session], T], read_only: bool) -> T:
+        if read_only or self._write_gate is None:
+            return self._transaction(work, read_only)
+        if not self._write_gate.acquire(timeout=engine_module.LOCK_WAIT_S):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                "database is locked (by this process's other writers)"))
+        try:
+            return self._transaction(work, read_only)
+        finally:
+            self._write_gate.release()
+
+    def _transaction(self, work: Callable[[Session], T], read_only: bool) -> T:
+        with self._sessions() as session:
+            tx = session.begin()
+            try:
+                if read_only:
+                    session.connection(execution_options=self._read_only)
+                result = work(session)
+            except BaseException:
+                try:
+                    tx.rollback()
+                except SQLAlchemyError:  # the connection is gone; so is the transaction
+                    logger.debug("rollback failed", exc_info=True)
+                raise
+            try:
+                tx.commit()
+            except SQLAlchemyError as exc:
+                raise CommitOutcomeUnknown(exc) from exc
+            if session.info.pop(alerts.PENDING, False):
+                self._deliver_alerts()
+            return result
+
     def _allowance(self, session: Session, name: str | None,
-                   allowance_id: str | uuid.UUID | None,
-                   with_models: bool = True) -> SponsoredAllowance | None:
+                   allowance_id: str | uuid.UUID | None) -> SponsoredAllowance | None:
         if name is None and allowance_id is None:
             return None
-        return sponsors.get_allowance(session, name=name, allowance_id=allowance_id,
-                                      with_models=with_models)
+        return sponsors.get_allowance(session, name=name, allowance_id=allowance_id)
 
     def admit(self, *, user_id: str, provider: str, model_id: str, estimate: Usage,
               allowance_name: str | None = None,
@@ -178,8 +231,11 @@ class Accountant:
 
         ``api_key_id``: the caller's key (a capped key is one more limit);
         ``entry_point``: pipe, filter or gateway, recorded on the row and refusal counts.
+        The reservation id is chosen before the first try, so a retry after a COMMIT of
+        unknown outcome returns the first try's reservation instead of holding twice.
         """
         now = now or self.clock()
+        rid = str(uuid.uuid4())
 
         def work(session: Session) -> Admitted:
             allowance = self._allowance(session, allowance_name, allowance_id)
@@ -187,10 +243,10 @@ class Accountant:
                 session, user_id=user_id, provider=provider, model_id=model_id,
                 estimate=estimate, now=now, allowance=allowance, enforce=enforce,
                 chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
-                entry_point=entry_point)
+                entry_point=entry_point, reservation_id=rid)
         self._maybe_sweep(now)
         try:
-            return self.run(work)
+            return self.run(work, retry=ADMIT_RETRY, what="admission")
         except TokenTrackingError as exc:
             reason = refusals.reason_of(exc)
             if reason is not None:
@@ -200,12 +256,16 @@ class Accountant:
     def _maybe_sweep(self, now: datetime) -> None:
         """Settle reservations of dead processes at most every ``SWEEP_EVERY``, in a
         transaction of its own (settling other users' reservations inside an admission
-        would lock their counters too); in between, no transaction is opened at all."""
+        would lock their counters too); in between, no transaction is opened at all.
+        A read comes first, so the write lock is only taken when something expired."""
         last = self._last_sweep
         if last is not None and last <= now < last + ledger.SWEEP_EVERY:
             return
         self._last_sweep = now
-        self.run(lambda s: ledger.settle_expired(s, now))
+        if self.run(lambda s: ledger.any_expired(s, now), read_only=True, retry=READ_RETRY,
+                    what="looking for expired reservations"):
+            self.run(lambda s: ledger.settle_expired(s, now), retry=ADMIT_RETRY,
+                     what="settling expired reservations")
 
     def _count_refusal(self, now: datetime, reason: str, provider: str, model_id: str,
                        entry_point: str | None = None) -> None:
@@ -218,22 +278,53 @@ class Accountant:
             logger.exception("could not count a refused request")
 
     def settle(self, reservation_id: str, usage: Usage, status: str = "completed",
-               price: Price | None = None) -> int | None:
-        """Charge a reservation for the actual ``usage`` (``price``: ``Admitted.price``)."""
-        now = self.clock()
-        return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status,
-                                                price=price, now=now))
+               price: Price | None = None, *, defer_on_failure: bool = False) -> int | None:
+        """Charge a reservation for the actual ``usage`` (``price``: ``Admitted.price``).
 
-    def release(self, reservation_id: str) -> bool:
-        return self.run(lambda s: ledger.release(s, reservation_id))
+        Retried with backoff within ``SETTLE_RETRY``; never charges twice (see
+        ``storage.retry``). If the database still fails, ``DatabaseError`` is raised,
+        or with ``defer_on_failure`` the settlement is queued (``self.pending``) and
+        None returned; either way the reservation's expiry charges its estimate if the
+        actual usage never gets through.
+        """
+        now = self.clock()
+
+        def work() -> int | None:
+            return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status,
+                                                    price=price, now=now),
+                            retry=SETTLE_RETRY, what=f"settling reservation {reservation_id}")
+        return self._or_defer(work, f"settling reservation {reservation_id}",
+                              defer_on_failure)
+
+    def release(self, reservation_id: str, *, defer_on_failure: bool = False) -> bool:
+        """Give a reservation back (nothing used); retried and deferred as ``settle``."""
+        def work() -> bool:
+            return self.run(lambda s: ledger.release(s, reservation_id), retry=SETTLE_RETRY,
+                            what=f"releasing reservation {reservation_id}")
+        return bool(self._or_defer(work, f"releasing reservation {reservation_id}",
+                                   defer_on_failure))
+
+    def _or_defer(self, work: Callable[[], T], what: str, defer: bool) -> T | None:
+        try:
+            return work()
+        except DatabaseError as exc:
+            if not defer:
+                raise
+            logger.error("%s failed: %s", what, exc)
+            self.pending.submit(what, work)
+            return None
 
     def record(self, *, user_id: str, provider: str, model_id: str, usage: Usage,
                allowance_name: str | None = None,
                allowance_id: str | uuid.UUID | None = None, status: str = "completed",
                chat_id: str | None = None, message_id: str | None = None,
                task: str | None = None, now: datetime | None = None,
-               entry_point: str | None = None) -> int | None:
-        """Charge usage that was not reserved (no limit check: it is already spent)."""
+               entry_point: str | None = None, defer_on_failure: bool = False) -> int | None:
+        """Charge usage that was not reserved (no limit check: it is already spent).
+
+        ``defer_on_failure`` queues a charge the database keeps failing (see ``settle``),
+        only when it has a (chat, message) key: nothing else makes a repeat harmless.
+        """
         now = now or self.clock()
 
         def work(session: Session) -> int | None:
@@ -242,7 +333,14 @@ class Accountant:
                 session, user_id=user_id, provider=provider, model_id=model_id, usage=usage,
                 now=now, allowance=allowance, status=status, chat_id=chat_id,
                 message_id=message_id, task=task, entry_point=entry_point)
-        return self.run(work)
+        # With a (chat, message) key the ledger drops a repeat, so a COMMIT of unknown
+        # outcome may be retried; without one it may not (a double charge is silent).
+        keyed = chat_id is not None and message_id is not None
+        what = f"charging {user_id} for {model_id}"
+
+        def charge() -> int | None:
+            return self.run(work, retry=SETTLE_RETRY if keyed else RECORD_RETRY, what=what)
+        return self._or_defer(charge, what, defer_on_failure and keyed)
 
     def balance(self, user_id: str, *, allowance_name: str | None = None,
                 allowance_id: str | uuid.UUID | None = None,
@@ -251,16 +349,18 @@ class Accountant:
         now = now or self.clock()
 
         def work(session: Session) -> BalanceReport:
-            allowance = self._allowance(session, allowance_name, allowance_id,
-                                        with_models=False)
             rate = None
-            if allowance is None:  # settings, groups, caps and counters in one round trip
-                pairs, terms, settings = counters.own_balance(session, user_id, now)
+            if allowance_name is None and allowance_id is None:
+                # settings, groups, caps and counters in one round trip
+                limits, terms, settings = counters.own_balance(session, user_id, now)
+                allowance = None
                 rate = rate_report(terms, settings, now)
             else:
-                pairs = counters.user_balance(session, user_id, now, allowance)
+                allowance, limits = balances.balances(session, user_id, now,
+                                                      allowance_name=allowance_name,
+                                                      allowance_id=allowance_id)
             states = []
-            for limit, bal in pairs:
+            for limit, bal in limits:
                 remaining = bal.remaining_micro
                 states.append(LimitState(
                     scope=limit.key.scope,
@@ -275,7 +375,7 @@ class Accountant:
                     target=limit.target,
                 ))
             return BalanceReport(user_id, states, allowance.name if allowance else None, rate)
-        return self.run(work, read_only=True)
+        return self.run(work, read_only=True, retry=READ_RETRY, what="reading a balance")
 
 
 def rate_report(terms: UserTerms, settings: BudgetSettings, now: datetime) -> RateReport | None:

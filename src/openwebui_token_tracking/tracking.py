@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .accountant import Accountant, transaction
+from .accountant import READ_RETRY, Accountant
 from .accounting.money import MICRO, micro_to_credits
 from .accounting.pricing import is_free
 from .accounting.usage import Usage
@@ -33,8 +33,10 @@ from .errors import (
     UnknownModelError,
 )
 from .models import ModelPricingSchema
-from .storage import aliases, groups, prices, sponsors
-from .storage.settings_store import budget_settings
+from .providers.protocol import MAX_TOKENS
+from .storage import aliases, prices, sponsors
+from .storage.settings_store import budget_settings_from
+from .storage.user_state import admission_terms
 
 __all__ = [
     "DailyTokenLimitExceededError",
@@ -66,25 +68,29 @@ class TokenTracker:
         An ``id`` without a price row (a dated snapshot such as ``gpt-4o-2024-08-06``)
         is resolved through genai-prices' matching and recorded, as a request would.
         """
+        found = self.accountant.run(
+            lambda s: [ModelPricingSchema.model_validate(r)
+                       for r in prices.list_prices(s, provider, id)],
+            read_only=True, retry=READ_RETRY, what="listing models")
+        if found or id is None:
+            return found
         now = self.accountant.clock()
 
-        def work(s: Session) -> list[ModelPricingSchema]:
-            rows = prices.list_prices(s, provider, id)
-            if not rows and id is not None:
-                found = (aliases.resolve_anywhere(s, id, now) if provider is None
-                         else [aliases.resolve_row(s, provider, id, now)])
-                rows = [r for r in found if r is not None]
-            return [ModelPricingSchema.model_validate(r) for r in rows]
-        with transaction(self.db_engine.url) as s:
-            return work(s)
+        def resolve(s: Session) -> list[ModelPricingSchema]:
+            rows = (aliases.resolve_anywhere(s, id, now) if provider is None
+                    else [aliases.resolve_row(s, provider, id, now)])
+            return [ModelPricingSchema.model_validate(r) for r in rows if r is not None]
+        return self.accountant.run(resolve, what="pricing a dated model id")
 
     def is_paid(self, model_id: str) -> bool:
         """True if using the model costs credits; ``UnknownModelError`` if it has no price
         (neither a price row nor a genai-prices match)."""
         models = self.get_models(id=model_id)
         if not models:
-            with transaction(self.db_engine.url) as s:
-                raise UnknownModelError(aliases.refusal_anywhere(s, model_id))
+            message = self.accountant.run(lambda s: aliases.refusal_anywhere(s, model_id),
+                                          read_only=True, retry=READ_RETRY,
+                                          what="explaining an unpriced model")
+            raise UnknownModelError(message)
         return not all(is_free(m.price_input().to_price()) for m in models)
 
     def max_credits(self, user: dict[str, Any], sponsored_allowance_name: str | None = None,
@@ -94,15 +100,19 @@ class TokenTracker:
             raise InvalidInputError("pass sponsored_allowance_name or sponsored_allowance_id, "
                                     "not both")
         user_id = _user_id(user)
-        with transaction(self.db_engine.url) as s:
+
+        def work(s: Session) -> Decimal | None:
             if sponsored_allowance_name is None and sponsored_allowance_id is None:
-                base = budget_settings(s).base_allowance_micro
-                return micro_to_credits(base + groups.group_allowance(s, user_id) * MICRO)
-            allowance = sponsors.get_allowance(s, name=sponsored_allowance_name,
-                                               allowance_id=sponsored_allowance_id)
+                terms = admission_terms(s, user_id, "", "")  # settings and groups: one trip
+                base = budget_settings_from(s, terms.settings).base_allowance_micro
+                return micro_to_credits(base + terms.group_allowance * MICRO)
+            allowance = sponsors.allowance_limits(s, name=sponsored_allowance_name,
+                                                  allowance_id=sponsored_allowance_id)
             if allowance.daily_credit_limit is None:
                 return None
             return micro_to_credits(allowance.daily_credit_limit * MICRO)
+        return self.accountant.run(work, read_only=True, retry=READ_RETRY,
+                                   what="reading a credit limit")
 
     def remaining_credits(self, user: dict[str, Any], sponsored_allowance_name: str | None = None,
                           ) -> tuple[Decimal | None, Decimal | None]:
@@ -140,6 +150,14 @@ class TokenTracker:
         every generated token, reasoning included, as providers report them; the cached,
         cache-write and reasoning parts are billed at their own rates.
         """
+        for name, value in (("prompt_tokens", prompt_tokens), ("response_tokens", response_tokens),
+                            ("cached_input_tokens", cached_input_tokens),
+                            ("cache_write_tokens", cache_write_tokens),
+                            ("reasoning_tokens", reasoning_tokens)):
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not 0 <= value <= MAX_TOKENS:
+                raise InvalidInputError(f"{name} must be a whole number from 0 to "
+                                        f"{MAX_TOKENS:,}, got {value!r}")
         fresh = prompt_tokens - cached_input_tokens - cache_write_tokens
         visible = response_tokens - reasoning_tokens
         if fresh < 0 or visible < 0:

@@ -106,7 +106,10 @@ def test_form_error_is_shown_and_nothing_written(client: TestClient) -> None:
 
 def test_user_pages_and_access(client: TestClient) -> None:
     logged_in(client, jwt_for("u-alice"))
-    assert client.get("/me").status_code == 200
+    me = client.get("/me")
+    assert me.status_code == 200
+    assert "<title>My usage · Open WebUI token tracking</title>" in me.text
+    assert me.text.count('id="keys"') == 1  # the API-key table once, inside the page body
     assert client.get("/me?user_id=u-bob").status_code == 403
     assert client.get("/admin").status_code == 403
     assert client.get("/admin/users.csv").status_code == 403

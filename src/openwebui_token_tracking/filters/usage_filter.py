@@ -44,7 +44,7 @@ from ..openwebui.valves import DEFAULT_OUTPUT_ESTIMATE, SECRET
 from ..providers.content import text_of
 from ..providers.estimate import prompt_tokens, tokens_for_text
 from ..providers.openai_chat import usage_from_openai
-from ..providers.protocol import token_count
+from ..providers.protocol import completion_usage, token_count
 from ..storage.engine import default_database_url
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,8 @@ class UsageFilter:
     async def _charge(self, body: Mapping[str, Any], user_id: str,
                       answer: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
         acc = await self.accountant()
-        usage, status = reported_usage(answer), "completed"
+        usage = completion_usage(lambda: reported_usage(answer), "Open WebUI's answer")
+        status = "completed"
         if usage is None or usage.is_empty():
             prompt = [m for m in body.get("messages") or [] if m is not answer]
             usage = Usage(input_tokens=prompt_tokens(prompt),
@@ -149,7 +150,8 @@ class UsageFilter:
             acc.record, user_id=user_id, provider=self.valves.PROVIDER,
             model_id=base_model_id(body, metadata), usage=usage, allowance_id=allowance_id,
             status=status, chat_id=body.get("chat_id"),
-            message_id=answer.get("id") or body.get("id"), entry_point=FILTER)
+            message_id=answer.get("id") or body.get("id"), entry_point=FILTER,
+            defer_on_failure=True)
 
 
 Filter = UsageFilter

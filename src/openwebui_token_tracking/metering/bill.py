@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 from ..accountant import Accountant, BalanceReport
 from ..accounting.pricing import charge
 from ..accounting.usage import Usage
-from ..errors import TokenLimitExceededError
+from ..errors import DatabaseError, TokenLimitExceededError
 from ..providers.estimate import tokens_for_chars
 from ..storage.ledger import Admitted
 from ..storage.schema import SponsoredAllowance
+from .outage import unavailable
 from .refusal import refusal, refusal_facts
 
 logger = logging.getLogger(__name__)
@@ -115,10 +116,17 @@ class Bill:
                      output_tokens=tokens_for_chars(self.output_chars))
 
     async def admit(self) -> Admitted:
-        """Reserve the estimated cost; a limit refusal is raised with the user's message.
+        """Reserve the estimated cost; a limit refusal is raised with the user's message,
+        and so is a database that cannot be reached (fail closed, see ``outage``).
 
         Background tasks (titles, tags, follow-ups) are charged but never refused.
         """
+        try:
+            return await self._admit()
+        except DatabaseError as exc:
+            raise unavailable(exc) from exc
+
+    async def _admit(self) -> Admitted:
         req = self.request
         if req.allowance is not None:
             allowance = await in_thread(self.accountant, req.allowance)
@@ -142,7 +150,8 @@ class Bill:
             return
         self._closed = True
         rid = self.admitted.reservation_id
-        await asyncio.shield(asyncio.to_thread(self.accountant.release, rid))
+        await asyncio.shield(asyncio.to_thread(self.accountant.release, rid,
+                                               defer_on_failure=True))
 
     async def settle(self, seen: Usage | None, status: str) -> Settlement | None:
         """Charge the request once: the server's usage if seen, else the estimate.
@@ -161,7 +170,8 @@ class Bill:
                 warn_no_usage_once(self.provider, self.request.model_id)
         admitted = self.admitted
         row_id = await asyncio.shield(asyncio.to_thread(
-            self.accountant.settle, admitted.reservation_id, usage, status, admitted.price))
+            self.accountant.settle, admitted.reservation_id, usage, status, admitted.price,
+            defer_on_failure=True))  # never fail a finished answer; the charge is queued
         # Same price as the ledger's (in force at admission); 0 when the ledger dropped a
         # duplicate (chat, message) or the reservation had expired meanwhile.
         charged = 0 if admitted.free or row_id is None else \

@@ -24,7 +24,7 @@ from ..errors import TokenTrackingError
 from ..metering import PIPE, Bill, finish, metered_deltas, send
 from ..providers.client import ProviderStream
 from ..providers.estimate import prompt_tokens
-from ..providers.protocol import Completion, WireProtocol
+from ..providers.protocol import MAX_TOKENS, Completion, WireProtocol
 from ..storage.aliases import usable_ids
 from ..storage.prices import list_prices
 from .billing import bill_for
@@ -36,6 +36,10 @@ from .valves import PipeSettings, PipeValves, resolve
 logger = logging.getLogger(__name__)
 
 Emitter = Callable[[dict[str, Any]], Awaitable[Any]]
+
+LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+"""Every stream holds its own connection: httpx's default cap of 100 connections made the
+101st concurrent request wait for a whole answer to finish before it could start."""
 
 
 class TrackedPipe:
@@ -58,6 +62,7 @@ class TrackedPipe:
         self._accountants: dict[str, Accountant] = {}
         self._client: httpx.AsyncClient | None = None
         self._served = ServedModels()
+        self._client_lock = asyncio.Lock()
 
     # -- configuration -------------------------------------------------------------------
 
@@ -73,12 +78,15 @@ class TrackedPipe:
         return acc
 
     async def client(self, settings: PipeSettings) -> httpx.AsyncClient:
-        """One client per pipe instance (built in a thread: loading CA certs blocks)."""
-        if self._client is None or self._client.is_closed:
-            timeout = httpx.Timeout(settings.connection.timeout_s, connect=10.0)
-            self._client = await asyncio.to_thread(
-                httpx.AsyncClient, transport=self.transport, timeout=timeout)
-        return self._client
+        """One client per pipe instance (built in a thread: loading CA certs blocks; under
+        a lock, or concurrent first requests each build one and all but one leak)."""
+        async with self._client_lock:
+            if self._client is None or self._client.is_closed:
+                timeout = httpx.Timeout(settings.connection.timeout_s, connect=10.0)
+                self._client = await asyncio.to_thread(
+                    httpx.AsyncClient, transport=self.transport, timeout=timeout,
+                    limits=LIMITS)
+            return self._client
 
     # -- Open WebUI entry points ---------------------------------------------------------
 
@@ -111,7 +119,7 @@ class TrackedPipe:
         max_out = body.get("max_tokens") or body.get("max_completion_tokens")
         bill = bill_for(await self.accountant(settings), settings.provider, ctx,
                         prompt_tokens(body.get("messages") or []),
-                        int(max_out) if isinstance(max_out, int) and max_out > 0
+                        min(max_out, MAX_TOKENS) if isinstance(max_out, int) and max_out > 0
                         else settings.default_max_output, PIPE)
         await bill.admit()
         emitter = __event_emitter__ if settings.show_status and not ctx.task else None

@@ -32,9 +32,11 @@ from .protocol import (
     HTTPCall,
     ModelPage,
     ServedModel,
+    completion_usage,
     join_url,
     listed_models,
     loads_event,
+    read_reported,
     token_count,
 )
 from .sse import SSEEvent
@@ -113,9 +115,11 @@ class AnthropicStreamParser:
             raise ProviderError(f"anthropic failed mid-stream: {error_message(json.dumps(data))}")
         if kind == "message_start":
             message = data.get("message") or {}
-            self.usage = usage_from_anthropic(message.get("usage"), self.usage)
+            read_reported(self, lambda: usage_from_anthropic(message.get("usage"), self.usage),
+                          "anthropic")
         elif kind == "message_delta":
-            self.usage = usage_from_anthropic(data.get("usage"), self.usage)
+            read_reported(self, lambda: usage_from_anthropic(data.get("usage"), self.usage),
+                          "anthropic")
         elif kind == "message_stop":
             self.finished = True
         elif kind == "content_block_delta":
@@ -167,7 +171,8 @@ class Anthropic:
         blocks = [b for b in data.get("content") or [] if isinstance(b, Mapping)]
         return Completion(
             text="".join(str(b.get("text") or "") for b in blocks if b.get("type") == "text"),
-            usage=usage_from_anthropic(data.get("usage")),
+            usage=completion_usage(lambda: usage_from_anthropic(data.get("usage")),
+                                   "anthropic"),
             reasoning="".join(str(b.get("thinking") or "") for b in blocks
                               if b.get("type") == "thinking"),
         )

@@ -6,13 +6,14 @@ event loop. Errors leave as ``ProviderError`` through :func:`.errors.map_http_er
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from ..accounting.usage import Usage
-from ..errors import ProviderError
+from ..errors import InvalidInputError, ProviderError
 from .errors import map_http_errors, raise_for_status
 from .protocol import (
     Completion,
@@ -23,26 +24,59 @@ from .protocol import (
     StreamParser,
     WireProtocol,
 )
-from .sse import aiter_sse
+from .sse import aiter_lines, aiter_sse
 
 
 def _request(client: httpx.AsyncClient, call: HTTPCall, **options: Any) -> httpx.Request:
-    return client.build_request(call.method, call.url, headers=call.headers,
-                                params=call.params,
-                                json=call.json if call.method == "POST" else None, **options)
+    try:
+        return client.build_request(call.method, call.url, headers=call.headers,
+                                    params=call.params,
+                                    json=call.json if call.method == "POST" else None,
+                                    **options)
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"the request contains text that is not valid Unicode ({exc.reason} at "
+            f"character {exc.start}); it cannot be sent") from exc
+    except ValueError as exc:  # NaN or infinity, which JSON cannot carry
+        raise InvalidInputError(f"the request cannot be sent as JSON: {exc}") from exc
+
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The largest non-streamed answer read (a long answer is well under 1 MB; a bigger body
+is a broken server, refused before it fills the memory)."""
+
+
+async def _read_body(response: httpx.Response, provider: str) -> bytes:
+    body = bytearray()
+    with map_http_errors(provider):
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise ProviderError(f"{provider} answered with a body larger than "
+                                    f"{MAX_BODY_BYTES // 2**20} MB; it was not read further")
+    return bytes(body)
 
 
 async def complete(client: httpx.AsyncClient, protocol: WireProtocol, call: HTTPCall,
                    provider: str) -> Completion:
     """Send a non-streamed request and parse the answer."""
     with map_http_errors(provider):
-        response = await client.send(_request(client, call))
-    await raise_for_status(response, provider)
+        response = await client.send(_request(client, call), stream=True)
     try:
-        data: Any = response.json()
-    except ValueError as exc:
+        await raise_for_status(response, provider)
+        raw = await _read_body(response, provider)
+    finally:
+        await response.aclose()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProviderError(f"{provider} answered with a body that is not valid UTF-8 "
+                            f"(byte {exc.start})") from exc
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ProviderError(f"{provider} answered with a body that is not JSON: "
-                            f"{response.text[:200]!r}") from exc
+                            f"{text[:200]!r}") from exc
     if not isinstance(data, dict):
         raise ProviderError(f"{provider} answered with unexpected JSON: {str(data)[:200]}")
     return protocol.parse_completion(data)
@@ -94,8 +128,9 @@ class ProviderStream:
         """The stream's text; after the protocol's last event the rest of the body is
         read (and ignored), so the connection goes back to the pool for the next request."""
         with map_http_errors(self.provider):
-            async for event in aiter_sse(self.response.aiter_lines()):
-                if not self.parser.finished:
+            lines = aiter_lines(self.response.aiter_bytes(), self.provider)
+            async for event in aiter_sse(lines):
+                if not self.parser.finished:  # read on to the end: the connection is reused
                     for delta in self.parser.feed(event):
                         yield delta
 

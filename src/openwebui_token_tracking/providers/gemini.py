@@ -24,9 +24,11 @@ from .protocol import (
     HTTPCall,
     ModelPage,
     ServedModel,
+    completion_usage,
     join_url,
     listed_models,
     loads_event,
+    read_reported,
     token_count,
 )
 from .sse import SSEEvent
@@ -117,9 +119,7 @@ class GeminiStreamParser:
             return []
         if data.get("error"):
             raise ProviderError(f"gemini failed mid-stream: {error_message(json.dumps(data))}")
-        usage = usage_from_gemini(data.get("usageMetadata"))
-        if usage is not None:
-            self.usage = usage
+        read_reported(self, lambda: usage_from_gemini(data.get("usageMetadata")), "gemini")
         return _deltas(data)
 
 
@@ -156,7 +156,8 @@ class Gemini:
         return HTTPCall(url, headers, self.payload(body), params)
 
     def parse_completion(self, data: Mapping[str, Any]) -> Completion:
-        return Completion.of(_deltas(data), usage_from_gemini(data.get("usageMetadata")))
+        return Completion.of(_deltas(data), completion_usage(
+            lambda: usage_from_gemini(data.get("usageMetadata")), "gemini"))
 
     def stream_parser(self) -> GeminiStreamParser:
         return GeminiStreamParser()

@@ -25,9 +25,11 @@ from .protocol import (
     HTTPCall,
     ModelPage,
     ServedModel,
+    completion_usage,
     join_url,
     listed_models,
     loads_event,
+    read_reported,
     token_count,
 )
 from .sse import SSEEvent
@@ -129,9 +131,7 @@ class OpenAIStreamParser:
         if chunk.get("error"):
             raise ProviderError(f"{self.provider} failed mid-stream: "
                                 f"{error_message(json.dumps(chunk))}")
-        usage = self.read_usage(chunk.get("usage"))
-        if usage is not None:
-            self.usage = usage
+        read_reported(self, lambda: self.read_usage(chunk.get("usage")), self.provider)
         deltas: list[Delta] = []
         for choice in chunk.get("choices") or []:
             if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
@@ -174,8 +174,8 @@ class OpenAIChat:
     def parse_completion(self, data: Mapping[str, Any]) -> Completion:
         choices = data.get("choices") or []
         first = choices[0] if choices and isinstance(choices[0], Mapping) else {}
-        return Completion.of(self.read_delta(first, "message"),
-                             self.read_usage(data.get("usage")))
+        return Completion.of(self.read_delta(first, "message"), completion_usage(
+            lambda: self.read_usage(data.get("usage")), self.name))
 
     def stream_parser(self) -> OpenAIStreamParser:
         return OpenAIStreamParser(self.name, self.read_usage, self.read_delta)

@@ -8,13 +8,16 @@ An adapter is pure translation: Open WebUI's OpenAI-style request body in, an
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..accounting.usage import Usage
 from ..errors import ProviderError
 from .sse import SSEEvent
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,18 +123,72 @@ def join_url(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+MAX_TOKENS = 100_000_000
+"""The largest token count one request can report (context windows reach 10M tokens):
+anything above is a broken server, and charging it could exceed what the ledger can
+store."""
+
+
+class InvalidUsageError(ProviderError):
+    """A usage report with an impossible token count: negative, fractional, not a number,
+    or above ``MAX_TOKENS``. Such a report is not trusted at all (see ``read_reported``)."""
+
+
 def token_count(value: object) -> int:
-    """A token count from JSON: missing, null or malformed counts as 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A token count from JSON: missing or null counts as 0; an impossible value raises
+    ``InvalidUsageError``. Integral floats (``12.0``) are accepted."""
+    if value is None:
         return 0
-    return max(int(value), 0)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise InvalidUsageError(f"token count {str(value)[:40]!r} is not a whole number "
+                                f"from 0 to {MAX_TOKENS:,}")
+    return value
+
+
+class _Reporting(Protocol):
+    usage: Usage | None
+
+
+def read_reported(parser: _Reporting, read: Callable[[], Usage | None], provider: str) -> None:
+    """Update ``parser.usage`` from one usage report.
+
+    A report with an impossible number makes the stream's usage unknown for good (later
+    reports of the same stream are ignored too), so the request is charged the local
+    estimate, flagged ``estimated``, rather than a number nobody can justify.
+    """
+    if getattr(parser, "usage_rejected", False):
+        return
+    try:
+        usage = read()
+    except InvalidUsageError as exc:
+        logger.warning("%s sent an impossible usage report (%s); charging the local "
+                       "estimate instead", provider, exc)
+        parser.usage = None
+        parser.usage_rejected = True  # type: ignore[attr-defined]
+        return
+    if usage is not None:
+        parser.usage = usage
+
+
+def completion_usage(read: Callable[[], Usage | None], provider: str) -> Usage | None:
+    """A non-streamed answer's usage; None (estimate) when the report is impossible."""
+    holder = _Holder()
+    read_reported(holder, read, provider)
+    return holder.usage
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
 
 
 def loads_event(data: str, provider: str) -> Any:
     """An SSE event's JSON data, or ``ProviderError`` when it is not JSON."""
     try:
         return json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ProviderError(f"{provider} sent a stream event that is not JSON: "
                             f"{data[:200]!r}") from exc
 

@@ -1,9 +1,14 @@
 """Budget counters: what each limit has spent and reserved in its current window.
 
 A counter row is a materialised sum of the ledger, kept in the same transaction as each
-ledger write, so a check reads one row instead of scanning the usage log. A missing row
-(first use in a window, a migrated 0.1.10 log, changed window settings) is created from
-the ledger's sum over the window, which the indexes keep to the requesting user's rows.
+ledger write, so a check reads one row instead of scanning the usage log. A missing
+window counter (first use in a window, changed window settings) is read from, or created
+from, the ledger's sum over the window, which the indexes keep to the requesting user's
+rows. A sponsored allowance's total counter covers its whole history, so it is created
+with the allowance (and by ``init``/``database migrate`` for older ones, see
+``storage.backfill``); a check or admission that finds it missing refuses with what to
+run instead of summing that history (``MissingCounterError``), while a charge rebuilds
+it, because a charge must never be lost.
 
 Every function takes a ``Session`` in a transaction the caller owns.
 """
@@ -14,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..accounting.budget import TOTAL, Window, window_for
 from ..accounting.money import MICRO, micro_to_credits
 from ..errors import (
+    ConfigurationError,
     DailyTokenLimitExceededError,
     GroupBudgetExceededError,
     SpendCapExceededError,
@@ -31,7 +37,7 @@ from ..errors import (
 )
 from . import alerts
 from .openwebui_groups import GroupTables, credit_group_members, group_tables
-from .schema import BudgetCounter, SponsoredAllowance, TokenUsageLog
+from .schema import BudgetCounter, TokenUsageLog
 from .scopes import (
     API_KEY,
     GROUP_TOTAL,
@@ -53,6 +59,17 @@ def rowcount(session: Session, stmt: sa.Executable,
              params: dict[str, object] | None = None) -> int:
     """Rows an UPDATE/DELETE matched."""
     return cast("sa.CursorResult[Any]", session.execute(stmt, params)).rowcount
+
+
+class AllowanceLike(Protocol):
+    """A sponsored allowance's identity and limits (ORM row or ``AllowanceLimits``)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def total_credit_limit(self) -> int: ...
+    @property
+    def daily_credit_limit(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -129,7 +146,7 @@ def _ledger_filter(key: CounterKey, window: Window,
             c.sponsored_allowance_id == uuid.UUID(key.subject)]
 
 
-def sponsor_limits(allowance: SponsoredAllowance, user_id: str, now: datetime,
+def sponsor_limits(allowance: AllowanceLike, user_id: str, now: datetime,
                    settings: BudgetSettings) -> list[Limit]:
     """The allowance's total limit and, if set, its per-user limit per window."""
     limits = [Limit(CounterKey(SPONSOR_TOTAL, str(allowance.id), 0),
@@ -167,14 +184,28 @@ def _key_params(key: CounterKey) -> dict[str, object]:
     return {"k_scope": key.scope, "k_subject": key.subject, "k_window": key.window_start}
 
 
+class MissingCounterError(ConfigurationError):
+    """A sponsored allowance's total counter is missing (see the module docstring)."""
+
+
+def missing_total(key: CounterKey) -> MissingCounterError:
+    return MissingCounterError(
+        f"the spending total of sponsored allowance {key.subject} is not tracked (its "
+        "budget counter is missing), so it cannot be checked; an admin must run "
+        "`owui-token-tracking database migrate` to rebuild it")
+
+
 def _filter(session: Session, key: CounterKey, window: Window) -> list[sa.ColumnElement[bool]]:
     kind = group_tables(session) if key.scope == GROUP_TOTAL else GroupTables.NONE
     return _ledger_filter(key, window, kind)
 
 
 def ensure_counter(session: Session, key: CounterKey, window: Window,
-                   limit_micro: int | None = None) -> None:
-    """Create the counter from the ledger's sum if it does not exist (race-safe)."""
+                   limit_micro: int | None = None) -> bool:
+    """Create the counter from the ledger's sum if it does not exist (race-safe).
+
+    Returns False when it existed, or when a concurrent transaction created it first.
+    """
     spent = (
         sa.select(sa.literal(key.scope), sa.literal(key.subject),
                   sa.literal(key.window_start, sa.BigInteger),
@@ -185,8 +216,9 @@ def ensure_counter(session: Session, key: CounterKey, window: Window,
     cols = ["scope", "subject", "window_start", "spent_micro", "reserved_micro", "limit_micro"]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(counter).from_select(cols, spent).on_conflict_do_nothing()
-    session.execute(stmt)
+    stmt = (insert(counter).from_select(cols, spent).on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True))  # an INSERT's rowcount is not kept
+    return rowcount(session, stmt) == 1
 
 
 def read_counter(session: Session, key: CounterKey) -> tuple[int, int] | None:
@@ -206,6 +238,8 @@ def _balance(session: Session, limit: Limit, spent: int | None, reserved: int | 
     """A limit's state from its counter's values, or, when it has no counter yet in this
     window (``spent`` None), from the window's ledger rows."""
     if spent is None:
+        if limit.key.scope == SPONSOR_TOTAL:
+            raise missing_total(limit.key)
         return Balance(limit.limit_micro, ledger_sum(session, limit.key, limit.window), 0,
                        limit.window)
     return Balance(limit.limit_micro, int(spent), int(reserved or 0), limit.window)
@@ -230,6 +264,8 @@ def reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) ->
     # No counter yet, or one another transaction created after the UPDATE began: create
     # it if missing and try once more, so a refusal is never for a counter not seen.
     if read_counter(session, limit.key) is None:
+        if limit.key.scope == SPONSOR_TOTAL:
+            raise missing_total(limit.key)
         ensure_counter(session, limit.key, limit.window, limit.limit_micro)
     if _try_reserve(session, limit, estimate, enforce):
         return
@@ -261,11 +297,17 @@ def apply_spend(session: Session, limit_key: CounterKey,
     else:
         # The ledger row is already inserted in this transaction, so the sum includes it.
         resolved = window if isinstance(window, Window) else window()
-        ensure_counter(session, limit_key, resolved, cap)
-        if at is None or cap is None or not charged:
-            return
-        spent, limit_micro = ledger_sum(session, limit_key, resolved), cap
-        thresholds = session.scalar(sa.select(alerts.THRESHOLDS_SETTING))
+        if ensure_counter(session, limit_key, resolved, cap):
+            if at is None or cap is None or not charged:
+                return
+            spent, limit_micro = ledger_sum(session, limit_key, resolved), cap
+            thresholds = session.scalar(sa.select(alerts.THRESHOLDS_SETTING))
+        else:
+            # A concurrent transaction created the row first from a sum that could not
+            # see our uncommitted ledger row: add to its row now that it is visible.
+            spent, limit_micro, thresholds = session.execute(_APPLY_SPEND, {
+                **_key_params(limit_key), "charged": charged, "released": released,
+                "cap": cap}).one()
     if at is not None and charged > 0 and limit_micro is not None:
         alerts.note_spend(session, limit_key, window, before=int(spent) - charged,
                           after=int(spent), limit_micro=int(limit_micro),
@@ -302,7 +344,7 @@ def own_limits(terms: UserTerms, user_id: str, window: Window,
     return limits
 
 
-def limits_for(session: Session, user_id: str, allowance: SponsoredAllowance | None,
+def limits_for(session: Session, user_id: str, allowance: AllowanceLike | None,
                now: datetime, settings: BudgetSettings, *, provider: str | None = None,
                model_id: str | None = None) -> list[Limit]:
     """The credit limits a request must fit: a sponsored allowance's, or the user's own
@@ -324,7 +366,7 @@ def request_terms(session: Session, user_id: str, now: datetime,
 
 
 def user_balance(session: Session, user_id: str, now: datetime,
-                 allowance: SponsoredAllowance | None = None,
+                 allowance: AllowanceLike | None = None,
                  settings: BudgetSettings | None = None) -> list[tuple[Limit, Balance]]:
     """Each limit that applies to the user (and allowance) with its current state."""
     settings = settings or budget_settings(session)
@@ -340,20 +382,43 @@ def _key_where(n: int) -> sa.ColumnElement[bool]:
                    counter.c.window_start == sa.bindparam(f"k{n}_window"))
 
 
-_PAIR_STATE = sa.select(*[
-    sa.select(col).where(_key_where(n)).scalar_subquery()
-    for n in (1, 2) for col in (counter.c.spent_micro, counter.c.reserved_micro)
-])
-"""Two counters (a sponsored total and its per-user limit) in one round trip."""
+_IN_WINDOW = [
+    usage_log.c.created_at >= sa.bindparam("w_start", type_=usage_log.c.created_at.type),
+    usage_log.c.created_at < sa.bindparam("w_end", type_=usage_log.c.created_at.type)]
+
+
+def _spent_or_sum(n: int, *rows: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    """A counter's spent amount or, if it has no row, the sum of the ledger ``rows`` of
+    the window: COALESCE evaluates the sum only when needed (SQLite and PostgreSQL)."""
+    return sa.func.coalesce(
+        sa.select(counter.c.spent_micro).where(_key_where(n)).scalar_subquery(),
+        sa.select(sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0))
+        .where(*rows, *_IN_WINDOW).scalar_subquery())
+
+
+_PAIR_STATE = sa.select(
+    sa.select(counter.c.spent_micro).where(_key_where(1)).scalar_subquery(),
+    sa.select(counter.c.reserved_micro).where(_key_where(1)).scalar_subquery(),
+    _spent_or_sum(2, usage_log.c.sponsored_allowance_id.is_not(None),
+                  usage_log.c.sponsored_allowance_id == sa.bindparam("allowance", type_=sa.Uuid),
+                  usage_log.c.user_id == sa.bindparam("user_id")),
+    sa.select(counter.c.reserved_micro).where(_key_where(2)).scalar_subquery(),
+)
+"""A sponsored total and its per-user counter in one round trip (the per-user one from
+the user's rows of the window if it has no row yet)."""
 
 
 def balances_of(session: Session, limits: list[Limit]) -> list[Balance]:
     """The state of one or two limits, their counters read in one round trip."""
-    if len(limits) != 2:
+    if len(limits) != 2 or limits[1].key.scope != SPONSOR_USER:
         return [balance_of(session, lim) for lim in limits]
-    params = {f"k{n}_{part}": value for n, lim in enumerate(limits, 1) for part, value in
-              (("scope", lim.key.scope), ("subject", lim.key.subject),
-               ("window", lim.key.window_start))}
+    params: dict[str, object] = {
+        f"k{n}_{part}": value for n, lim in enumerate(limits, 1) for part, value in
+        (("scope", lim.key.scope), ("subject", lim.key.subject),
+         ("window", lim.key.window_start))}
+    allowance_id, user_id = limits[1].key.subject.split(":", 1)
+    params.update(allowance=uuid.UUID(allowance_id), user_id=user_id,
+                  w_start=limits[1].window.start, w_end=limits[1].window.end)
     values = session.execute(_PAIR_STATE, params).one()
     return [_balance(session, lim, spent, reserved)
             for lim, spent, reserved in zip(limits, values[0::2], values[1::2], strict=True)]

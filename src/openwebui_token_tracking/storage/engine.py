@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +21,26 @@ logger = logging.getLogger(__name__)
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
-SQLITE_BUSY_TIMEOUT_S = 30.0
+LOCK_WAIT_S = 5.0
+"""How long one statement waits for a lock another connection holds (SQLite's
+``busy_timeout``, PostgreSQL's ``lock_timeout``) before failing as transient.
+
+Open WebUI's own writes hold SQLite's write lock for milliseconds; a lock held longer
+is a migration, a VACUUM or a stuck writer. A request that waited this long fails
+closed (admission) or is retried with backoff (settlement, see ``storage.retry``)
+instead of holding a worker thread for the old 30 s. Migrations wait longer
+(``MIGRATION_LOCK_WAIT_S``)."""
+
+MIGRATION_LOCK_WAIT_S = 60.0
+CONNECT_TIMEOUT_S = 5
+"""PostgreSQL connect timeout unless the URL sets ``connect_timeout`` (libpq's default
+waits for the operating system, minutes on a dropped network)."""
+
+PING_AFTER_IDLE_S = 10.0
+"""A pooled connection idle longer than this is pinged before use. Busier connections
+are not (a ping is a round trip per request); if one was dropped meanwhile, the first
+statement fails as a disconnect and ``Accountant.run`` retries the unit of work once
+on a fresh connection (see ``storage.retry``)."""
 
 
 def default_database_url(environ: Mapping[str, str] | None = None) -> str:
@@ -87,7 +108,7 @@ def _sqlite_connect_hook(wal: bool):  # type: ignore[no-untyped-def]
         # (busy_timeout) instead of failing with "database is locked" on upgrade.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_S * 1000)}")
         cur.execute("PRAGMA foreign_keys = ON")
         if wal:
             cur.execute("PRAGMA journal_mode = WAL")
@@ -97,18 +118,75 @@ def _sqlite_connect_hook(wal: bool):  # type: ignore[no-untyped-def]
 
 
 def read_only_options(engine: Engine) -> dict[str, str]:
-    """Execution options for a read-only unit of work.
+    """Execution options for a read-only unit of work: each statement reads the latest
+    committed state on its own, without a transaction around them.
 
-    SQLite: a deferred BEGIN (no write lock). PostgreSQL: autocommit, saving the COMMIT
-    round trip; each read then sees the latest committed state.
+    SQLite: no BEGIN at all (no write lock, and no BEGIN/COMMIT to pay). PostgreSQL:
+    autocommit, saving the COMMIT round trip.
     """
     if engine.dialect.name == "sqlite":
-        return {"sqlite_begin": "BEGIN"}
+        return {"sqlite_begin": ""}
     return {"isolation_level": "AUTOCOMMIT"}
 
 
 def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN IMMEDIATE"))
+    begin = conn.get_execution_options().get("sqlite_begin", "BEGIN IMMEDIATE")
+    if begin:
+        conn.exec_driver_sql(begin)
+
+
+_write_gates: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def write_gate(engine: Engine) -> threading.RLock | None:
+    """The lock a process's SQLite writers queue on (None for PostgreSQL).
+
+    SQLite runs one write transaction at a time. Threads that find the file locked wait
+    in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) between tries,
+    so under load a write can wait far longer than the writes ahead of it take. Writers
+    of one process wait here instead and start the moment the lock is free; the busy
+    handler is left for other processes (Open WebUI itself).
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    with _lock:
+        gate = _write_gates.get(engine)
+        if gate is None:
+            gate = _write_gates[engine] = threading.RLock()
+    return gate
+
+
+def _pg_connect_hook(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    """Bound lock waits on our connections (see ``LOCK_WAIT_S``)."""
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET lock_timeout = {int(LOCK_WAIT_S * 1000)}")
+    dbapi_conn.autocommit = autocommit
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection only when it sat idle (``PING_AFTER_IDLE_S``).
+
+    A dead connection found here is replaced by the pool before anyone uses it.
+    """
+    def on_checkout(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("tt_checked_in")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(f"idle connection is gone: {exc}") from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("idle connection is gone")
+
+    def on_checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        if record is not None:
+            record.info["tt_checked_in"] = time.monotonic()
+
+    sa.event.listen(engine, "checkout", on_checkout)
+    sa.event.listen(engine, "checkin", on_checkin)
 
 
 def create_engine_for(url: str | URL) -> Engine:
@@ -119,12 +197,17 @@ def create_engine_for(url: str | URL) -> Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
-            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+            parsed, connect_args={"timeout": LOCK_WAIT_S, "check_same_thread": False}
         )
         sa.event.listen(engine, "connect", _sqlite_connect_hook(sqlite_wal_enabled()))
         sa.event.listen(engine, "begin", _on_sqlite_begin)
     else:
-        engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        connect_args = ({} if "connect_timeout" in parsed.query
+                        else {"connect_timeout": CONNECT_TIMEOUT_S})
+        engine = sa.create_engine(parsed, pool_size=5, max_overflow=10,
+                                  connect_args=connect_args)
+        sa.event.listen(engine, "connect", _pg_connect_hook)
+    _ping_idle_connections(engine)
     return engine
 
 

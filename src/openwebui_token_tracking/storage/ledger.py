@@ -17,6 +17,7 @@ admitted request's estimate and its actual charge.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..accounting.budget import TOTAL, Window, window_for
+from ..accounting.limits import minute_window
 from ..accounting.money import micro_to_credits
 from ..accounting.pricing import Price, charge, is_free
 from ..accounting.usage import Usage
@@ -115,6 +117,7 @@ def reserve(
     settings: BudgetSettings | None = None,
     api_key_id: str | None = None,
     entry_point: str | None = None,
+    reservation_id: str | None = None,
 ) -> Admitted:
     """Admit a request and hold its estimated cost, or raise a limit error.
 
@@ -124,6 +127,9 @@ def reserve(
     budgets, and counts against the rate limits (``rate_limits``): each one more
     conditional write.
     ``api_key_id``: the key the request came with; a capped key is one more limit.
+    The reservation row is written before the counters: if ``reservation_id`` is
+    already taken, an earlier try of this same admission committed, and its admission
+    is returned without reserving again.
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
@@ -133,7 +139,7 @@ def reserve(
     free = is_free(price)
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
     limits: list[Limit] = []
-    rate_minute, rate_tokens = None, 0
+    rates: rate_limits.RateLimits | None = None
     if free or allowance is not None:
         settings = settings or budget_settings(session)
         if allowance is not None and not free:
@@ -143,16 +149,14 @@ def reserve(
                                                 model_id)
         rates = rate_limits.RateLimits(*terms.rate_limits(settings.requests_per_minute,
                                                           settings.tokens_per_minute))
-        if enforce and rates.active:  # background tasks are neither counted nor refused
-            rate_tokens = estimate.total_tokens
-            rate_minute = rate_limits.admit(session, user_id, rates, rate_tokens, now)
+        if not (enforce and rates.active):  # background tasks are neither counted nor refused
+            rates = None
+    rate_tokens = estimate.total_tokens if rates is not None else 0
     key = None if free or api_key_id is None else key_limit(session, api_key_id, now, settings)
-    for limit in limits if key is None else [*limits, key]:
-        reserve_one(session, limit, estimate_micro, enforce)
     window_start = limits[-1].key.window_start if limits else 0
     held = _held_counters(limits) if allowance is None else None
-    rid = str(uuid.uuid4())
-    session.execute(sa.insert(reservation_table).values(
+    rid = reservation_id or str(uuid.uuid4())
+    inserted = session.execute(_reservation_insert(session.get_bind().dialect.name), dict(
         id=rid, user_id=user_id, provider=provider, model_id=model_id,
         sponsored_allowance_id=allowance.id if allowance else None,
         estimate_micro=estimate_micro, window_start=window_start,
@@ -161,8 +165,19 @@ def reserve(
         created_at=now, expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
         chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
         api_key_window=None if key is None else key.key.window_start, entry_point=entry_point,
-        held_counters=held, rate_minute=rate_minute, rate_tokens=rate_tokens,
-    ))
+        held_counters=held, rate_tokens=rate_tokens,
+        rate_minute=None if rates is None else minute_window(now).key,
+    )).first()
+    if inserted is None:
+        held_micro = session.scalar(sa.select(reservation_table.c.estimate_micro)
+                                    .where(reservation_table.c.id == rid))
+        logger.warning("admission %s was already committed by an earlier try", rid)
+        return Admitted(rid, int(held_micro if held_micro is not None else estimate_micro),
+                        price, free)
+    if rates is not None:
+        rate_limits.admit(session, user_id, rates, rate_tokens, now)
+    for limit in limits if key is None else [*limits, key]:
+        reserve_one(session, limit, estimate_micro, enforce)
     return Admitted(rid, estimate_micro, price, free)
 
 
@@ -221,14 +236,32 @@ def _take_reservation(session: Session, reservation_id: str) -> sa.Row[tuple[obj
     return session.execute(_TAKE_RESERVATION, {"rid": reservation_id}).first()
 
 
+def _insert(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT DO NOTHING on either backend."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# Built once per backend; executions only bind values (building and caching an INSERT
+# with literal values costs more than the database's work on it).
+@functools.cache
+def _reservation_insert(dialect: str) -> sa.Executable:
+    return (_insert(dialect, reservation_table).on_conflict_do_nothing()
+            .returning(reservation_table.c.estimate_micro))
+
+
+@functools.cache
+def _usage_insert(dialect: str, keyed: bool) -> sa.Executable:
+    stmt = _insert(dialect, usage_log)
+    if keyed:  # a (chat, message) already charged is dropped, not charged twice
+        stmt = stmt.on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
+    return stmt.returning(usage_log.c.id)
+
+
 def _insert_usage(session: Session, values: dict[str, object]) -> int | None:
     """Insert a ledger row; None when (chat_id, message_id) was already charged."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(usage_log).values(**values)
-    if values.get("chat_id") is not None and values.get("message_id") is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
-    return session.execute(stmt.returning(usage_log.c.id)).scalar()
+    keyed = values.get("chat_id") is not None and values.get("message_id") is not None
+    stmt = _usage_insert(session.get_bind().dialect.name, keyed)
+    return session.execute(stmt, values).scalar()
 
 
 def _usage_values(usage: Usage) -> dict[str, int]:
@@ -294,6 +327,12 @@ def release(session: Session, reservation_id: str, settings: BudgetSettings | No
 
 SWEEP_EVERY = timedelta(seconds=10)
 """How often (in request time) an entry point settles expired reservations."""
+
+
+def any_expired(session: Session, now: datetime) -> bool:
+    """Whether some reservation expired (a read, taking no write lock)."""
+    return session.scalar(sa.select(reservation_table.c.id)
+                          .where(reservation_table.c.expires_at <= now).limit(1)) is not None
 
 
 def settle_expired(session: Session, now: datetime, batch: int = 50) -> int:

@@ -2,7 +2,9 @@
 
 Open WebUI keeps its own ``alembic_version``; ours is ``token_tracking_alembic_version``
 (the name 0.1.10 used), so the two never touch. :func:`upgrade` is idempotent and never
-re-stamps: a database already at head is left alone.
+re-stamps: a database already at head keeps its schema. Every upgrade then creates the
+missing budget counters of the current windows from the ledger (``backfill``), so the
+first checks after upgrading a 0.1.10 database read counters, not the usage log.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from .backfill import backfill_counters
+from .engine import LOCK_WAIT_S, MIGRATION_LOCK_WAIT_S
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +75,44 @@ def current_revision(engine: Engine) -> str | None:
         ).get_current_revision()
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring our tables to the newest schema; returns (revision before, revision after)."""
-    before = current_revision(engine)
-    if before == head_revision():
-        return before, before
-    with _quiet_reflection(), engine.begin() as conn:
-        command.upgrade(_config(conn), "heads")
-    after = current_revision(engine)
-    logger.info("migrated token tracking tables from %s to %s", before, after)
-    assert after is not None
-    return before, after
+@contextmanager
+def _patient(conn: Connection) -> Iterator[None]:
+    """Let a migration wait ``MIGRATION_LOCK_WAIT_S`` for locks (requests wait less)."""
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(MIGRATION_LOCK_WAIT_S * 1000)}")
+            yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA busy_timeout = {int(MIGRATION_LOCK_WAIT_S * 1000)}")
+    try:
+        with conn.begin():
+            yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_S * 1000)}")
+
+
+def upgrade(engine: Engine, now: datetime | None = None) -> tuple[str | None, str]:
+    """Bring our tables to the newest schema and create missing counters of the windows
+    containing ``now`` (default: the current instant), in one transaction.
+
+    Returns (revision before, revision after).
+    """
+    now = now or datetime.now(UTC)
+    head = head_revision()
+    with _quiet_reflection(), engine.connect() as conn, _patient(conn):
+        before = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        if before != head:
+            command.upgrade(_config(conn), "heads")
+        with Session(bind=conn) as session:
+            created = backfill_counters(session, now)
+    if before != head:
+        logger.info("migrated token tracking tables from %s to %s", before, head)
+    if any(created.values()):
+        logger.info("created missing budget counters: %s", created)
+    return before, head
 
 
 def check(engine: Engine) -> None:

@@ -172,6 +172,7 @@ _price_at_any = (  # Core, not ORM: this runs before every request
 _price_at = _price_at_any.join_from(_history, _catalogue, sa.and_(
     _catalogue.c.provider == _history.c.provider, _catalogue.c.id == _history.c.model_id))
 """The price in force of a model still in the catalogue."""
+price_in_force = _price_at
 
 
 def price_at(session: Session, provider: str, model_id: str, at: datetime, *,

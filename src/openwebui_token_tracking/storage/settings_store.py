@@ -159,8 +159,10 @@ def read_all(session: Session) -> dict[str, str]:
     return {k: v for k, v in rows if v is not None}
 
 
-def get_value(session: Session, key: str, stored: dict[str, str] | None = None) -> str:
-    """A setting's value; a missing or invalid one falls back to its default, with a warning."""
+def get_value(session: Session, key: str, stored: dict[str, str] | None = None,
+              warn: bool = True) -> str:
+    """A setting's value; a missing or invalid one falls back to its default, with a warning
+    (unless ``warn`` is false: an upgrade reads settings before ``init`` stores them)."""
     spec = SPECS[key]
     if stored is None:
         raw = session.get(BaseSetting, key)
@@ -168,12 +170,14 @@ def get_value(session: Session, key: str, stored: dict[str, str] | None = None) 
     else:
         value = stored.get(key)
     if value is None:
-        _warn_once(key, f"setting {key} is not set; using the default {spec.default!r}")
+        if warn:
+            _warn_once(key, f"setting {key} is not set; using the default {spec.default!r}")
         return spec.default
     try:
         return validate_setting(key, value)
     except InvalidInputError as exc:
-        _warn_once(key, f"{exc}; using the default {spec.default!r}")
+        if warn:
+            _warn_once(key, f"{exc}; using the default {spec.default!r}")
         return spec.default
 
 
@@ -201,36 +205,45 @@ class BudgetSettings:
     tokens_per_minute: int | None = None
 
 
-def budget_settings(session: Session) -> BudgetSettings:
-    return budget_settings_from(session, read_all(session))
+def budget_settings(session: Session, warn: bool = True) -> BudgetSettings:
+    return budget_settings_from(session, read_all(session), warn)
 
+
+BUDGET_KEYS = ("base_credit_allowance", "budget_period", "budget_timezone",
+               "limit_contact_text", "reservation_ttl_seconds", "requests_per_minute",
+               "tokens_per_minute")
+"""The settings ``BudgetSettings`` is made of (what admission and checks read)."""
 
 _parsed: dict[frozenset[tuple[str, str]], BudgetSettings] = {}
 
 
-def budget_settings_from(session: Session, stored: dict[str, str]) -> BudgetSettings:
-    """``budget_settings`` from settings already read (``read_all``); the parsing of the
-    same stored values is remembered (settings change rarely, requests read them often)."""
-    if any(k not in stored for k in SPECS):  # a default applies: parse (and warn once)
-        return _parse(session, stored)
-    key = frozenset(stored.items())
+def budget_settings_from(session: Session, stored: dict[str, str],
+                         warn: bool = True) -> BudgetSettings:
+    """``BudgetSettings`` from stored values already read (``read_all``; missing ones:
+    defaults); the parsing of the same stored values is remembered (settings change
+    rarely, requests read them often)."""
+    if any(k not in stored for k in BUDGET_KEYS):  # a default applies: parse (warn once)
+        return _parse(session, stored, warn)
+    key = frozenset((k, stored[k]) for k in BUDGET_KEYS)
     found = _parsed.get(key)
     if found is None:
         if len(_parsed) > 64:
             _parsed.clear()
-        found = _parsed[key] = _parse(session, stored)
+        found = _parsed[key] = _parse(session, stored, warn)
     return found
 
 
-def _parse(session: Session, stored: dict[str, str]) -> BudgetSettings:
+def _parse(session: Session, stored: dict[str, str], warn: bool) -> BudgetSettings:
+    def value(key: str) -> str:
+        return get_value(session, key, stored, warn)
     return BudgetSettings(
-        base_allowance_micro=credits_to_micro(get_value(session, "base_credit_allowance", stored)),
-        period=Period(get_value(session, "budget_period", stored)),
-        timezone=ZoneInfo(get_value(session, "budget_timezone", stored)),
-        contact_text=get_value(session, "limit_contact_text", stored),
-        reservation_ttl_seconds=int(get_value(session, "reservation_ttl_seconds", stored)),
-        requests_per_minute=int(get_value(session, "requests_per_minute", stored)) or None,
-        tokens_per_minute=int(get_value(session, "tokens_per_minute", stored)) or None,
+        base_allowance_micro=credits_to_micro(value("base_credit_allowance")),
+        period=Period(value("budget_period")),
+        timezone=ZoneInfo(value("budget_timezone")),
+        contact_text=value("limit_contact_text"),
+        reservation_ttl_seconds=int(value("reservation_ttl_seconds")),
+        requests_per_minute=int(value("requests_per_minute")) or None,
+        tokens_per_minute=int(value("tokens_per_minute")) or None,
     )
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from ..accounting.budget import TOTAL
 from ..errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from .counters import SPONSOR_TOTAL, CounterKey, ensure_counter
 from .schema import SponsoredAllowance, SponsoredAllowanceBaseModels
 
 
@@ -34,7 +38,7 @@ def _models(models: Iterable[str]) -> list[str]:
     return ids
 
 
-def _parse_id(value: str | uuid.UUID) -> uuid.UUID:
+def parse_allowance_id(value: str | uuid.UUID) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
     try:
@@ -53,7 +57,7 @@ def find_allowance(session: Session, *, name: str | None = None,
     if with_models:
         q = q.options(selectinload(SponsoredAllowance.base_models))
     if allowance_id is not None:
-        q = q.where(SponsoredAllowance.id == _parse_id(allowance_id))
+        q = q.where(SponsoredAllowance.id == parse_allowance_id(allowance_id))
     if name is not None:
         q = q.where(SponsoredAllowance.name == name)
     return session.scalars(q).first()
@@ -68,6 +72,42 @@ def get_allowance(session: Session, *, name: str | None = None,
         what = f"id {allowance_id}" if allowance_id is not None else f"name {name!r}"
         raise NotFoundError(f"sponsored allowance with {what} does not exist")
     return found
+
+
+@dataclass(frozen=True)
+class AllowanceLimits:
+    """What a balance needs of an allowance, read without the ORM (hot path)."""
+
+    id: uuid.UUID
+    name: str
+    total_credit_limit: int
+    daily_credit_limit: int | None
+
+
+_allowances = cast(sa.Table, SponsoredAllowance.__table__)
+_LIMITS = sa.select(_allowances.c.id, _allowances.c.name, _allowances.c.total_credit_limit,
+                    _allowances.c.daily_credit_limit)
+_LIMITS_BY_NAME = _LIMITS.where(_allowances.c.name == sa.bindparam("name"))
+_LIMITS_BY_ID = _LIMITS.where(_allowances.c.id == sa.bindparam("id", type_=sa.Uuid))
+
+
+def allowance_limits(session: Session, *, name: str | None = None,
+                     allowance_id: str | uuid.UUID | None = None) -> AllowanceLimits:
+    """An allowance's id, name and limits in one Core query; ``NotFoundError`` if none."""
+    if allowance_id is not None:
+        row = session.execute(_LIMITS_BY_ID, {"id": parse_allowance_id(allowance_id)}).first()
+        if row is not None and name is not None and row.name != name:
+            row = None
+    elif name is not None:
+        row = session.execute(_LIMITS_BY_NAME, {"name": name}).first()
+    else:
+        raise InvalidInputError("give a sponsored allowance name or id")
+    if row is None:
+        what = f"id {allowance_id}" if allowance_id is not None else f"name {name!r}"
+        raise NotFoundError(f"sponsored allowance with {what} does not exist")
+    return AllowanceLimits(row.id, row.name, int(row.total_credit_limit),
+                           None if row.daily_credit_limit is None
+                           else int(row.daily_credit_limit))
 
 
 def list_allowances(session: Session, sponsor_id: str | None = None) -> list[SponsoredAllowance]:
@@ -99,6 +139,8 @@ def create_allowance(session: Session, *, name: str, sponsor_id: str | None,
     allowance.base_models = [SponsoredAllowanceBaseModels(base_model_id=m) for m in ids]
     session.add(allowance)
     session.flush()
+    # Its total counter exists from the start, so no check ever sums its history.
+    ensure_counter(session, CounterKey(SPONSOR_TOTAL, str(allowance.id), 0), TOTAL)
     return allowance
 
 

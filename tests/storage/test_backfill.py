@@ -1,0 +1,94 @@
+"""Counters of the current windows are built at upgrade, so the 0.1.10 API's reads after
+upgrading read counters: a user's window at most, never an allowance's whole history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from legacy_0_1_10 import LAB_ID, build
+from sqlalchemy.orm import Session
+
+from openwebui_token_tracking import TokenTracker
+from openwebui_token_tracking.accountant import Accountant
+from openwebui_token_tracking.storage import migrate, sponsors
+from openwebui_token_tracking.storage.counters import MissingCounterError
+from openwebui_token_tracking.storage.engine import get_engine
+from openwebui_token_tracking.storage.openwebui_groups import group_tables
+from openwebui_token_tracking.storage.schema import BudgetCounter
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+DAY = int(datetime(2026, 11, 28, tzinfo=UTC).timestamp())
+LAB = str(LAB_ID)
+
+
+def counter_rows(engine) -> dict[tuple[str, str, int], int]:
+    with Session(engine) as s:
+        return {(c.scope, c.subject, c.window_start): c.spent_micro
+                for c in s.scalars(sa.select(BudgetCounter))}
+
+
+@pytest.fixture
+def upgraded(db_url):
+    from db_support import create_openwebui_users
+
+    raw = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    create_openwebui_users(raw)
+    build(raw)
+    raw.dispose()
+    engine = get_engine(db_url)
+    migrate.upgrade(engine, now=NOW)
+    return engine
+
+
+def test_upgrade_builds_the_counters_of_the_current_windows(upgraded):
+    # gpt-4o: 3750 / 15000 credits per 1M tokens; claude-3-5-haiku: 1000 / 5000.
+    alice_today = 1000 * 3750 + 1000 * 15000 + 2000 * 1000 + 400 * 5000  # 09:00 and 10:30
+    lab_total = 20000 * 3750 + 4000 * 15000 + 4000 * 3750 + 2000 * 15000  # bob, alice
+    assert counter_rows(upgraded) == {
+        ("user", "u-alice", DAY): alice_today,
+        ("user", "u-bob", DAY): 10 * 3750 + 10 * 15000,
+        ("sponsor_total", LAB, 0): lab_total,
+        ("sponsor_user", f"{LAB}:u-alice", DAY): 4000 * 3750 + 2000 * 15000,
+    }
+
+
+def test_reads_after_upgrade_are_counter_reads(upgraded, db_url):
+    tracker = TokenTracker(db_url)
+    tracker.accountant.clock = lambda: NOW
+    with Session(upgraded) as s:  # once per engine, not per read: are Open WebUI's groups here?
+        group_tables(s)
+    statements: list[str] = []
+    sa.event.listen(upgraded, "before_cursor_execute",
+                    lambda _c, _cur, sql, *_: statements.append(sql))
+    own, _ = tracker.remaining_credits({"id": "u-alice"})
+    sponsored = tracker.remaining_credits({"id": "u-alice"}, "lab")
+    assert own == Decimal(150) - Decimal("22.75")  # 50 + Staff's 100, minus today's
+    assert sponsored == (Decimal(100) - Decimal("45"), Decimal(1000) - Decimal("180"))
+    # One round trip for the user's own balance (settings, groups and counters together),
+    # two for the sponsored one (settings with the allowance, then its counters). The
+    # counters exist (the upgrade built them), so the ledger sums written as their
+    # fallback (COALESCE) are not evaluated.
+    assert len(statements) == 3, "\n\n".join(statements)
+    assert all("token_tracking_budget_counter" in s for s in (statements[0], statements[2]))
+
+
+def test_missing_sponsored_total_is_refused_not_summed_and_init_rebuilds_it(upgraded, db_url):
+    acct = Accountant(upgraded, clock=lambda: NOW)
+    acct.run(lambda s: s.execute(sa.delete(BudgetCounter)))
+    with pytest.raises(MissingCounterError, match="database migrate"):
+        acct.balance("u-alice", allowance_name="lab")
+    # A user's own window without a counter is read from that user's rows of the window.
+    assert acct.balance("u-alice").limits[0].spent == Decimal("22.75")
+    migrate.upgrade(upgraded, now=NOW)  # init / database migrate, at any later start
+    assert acct.balance("u-alice", allowance_name="lab").remaining == Decimal(55)
+
+
+def test_a_new_allowance_has_its_total_counter_from_the_start(engine):
+    acct = Accountant(engine, clock=lambda: NOW)
+    allowance = acct.run(lambda s: sponsors.create_allowance(
+        s, name="new", sponsor_id=None, models=["gpt"], total_credit_limit=5,
+        daily_credit_limit=None, now=NOW))
+    assert counter_rows(engine) == {("sponsor_total", str(allowance.id), 0): 0}
