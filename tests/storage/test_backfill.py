@@ -67,12 +67,12 @@ def test_reads_after_upgrade_are_counter_reads(upgraded, db_url):
     sponsored = tracker.remaining_credits({"id": "u-alice"}, "lab")
     assert own == Decimal(150) - Decimal("22.75")  # 50 + Staff's 100, minus today's
     assert sponsored == (Decimal(100) - Decimal("45"), Decimal(1000) - Decimal("180"))
-    # One round trip for the user's own balance (settings, groups and counters together),
-    # two for the sponsored one (settings with the allowance, then its counters). The
-    # counters exist (the upgrade built them), so the ledger sums written as their
-    # fallback (COALESCE) are not evaluated.
-    assert len(statements) == 3, "\n\n".join(statements)
-    assert all("token_tracking_budget_counter" in s for s in (statements[0], statements[2]))
+    # One round trip each: the user's own balance (settings, groups, counters) and the
+    # sponsored one (allowance, settings and both counters). The upgrade built the
+    # counters, so neither falls back to summing the user's rows of the window.
+    assert len(statements) == 2, "\n\n".join(statements)
+    assert all("token_tracking_budget_counter" in s for s in statements)
+    assert not any("token_tracking_usage_log" in s for s in statements)
 
 
 def test_missing_sponsored_total_is_refused_not_summed_and_init_rebuilds_it(upgraded, db_url):
@@ -84,6 +84,23 @@ def test_missing_sponsored_total_is_refused_not_summed_and_init_rebuilds_it(upgr
     assert acct.balance("u-alice").limits[0].spent == Decimal("22.75")
     migrate.upgrade(upgraded, now=NOW)  # init / database migrate, at any later start
     assert acct.balance("u-alice", allowance_name="lab").remaining == Decimal(55)
+
+
+def test_per_user_sponsored_counter_of_an_older_window_falls_back_to_this_windows_rows(
+        upgraded, db_url):
+    acct = Accountant(upgraded, clock=lambda: NOW)
+    # The user's latest per-user counter is yesterday's (no charge yet today through it).
+    acct.run(lambda s: s.execute(
+        sa.update(BudgetCounter).where(BudgetCounter.scope == "sponsor_user")
+        .values(window_start=DAY - 86400, spent_micro=999_000_000)))
+    statements: list[str] = []
+    sa.event.listen(upgraded, "before_cursor_execute",
+                    lambda _c, _cur, sql, *_: statements.append(sql))
+    report = acct.balance("u-alice", allowance_name="lab")
+    assert [lim.remaining for lim in report.limits] == [Decimal(820), Decimal(55)]
+    # Yesterday's 999 credits are not today's; today's come from the user's rows of today.
+    assert len(statements) == 2 and "token_tracking_usage_log" in statements[1]
+    assert "user_id" in statements[1] and "created_at" in statements[1]
 
 
 def test_a_new_allowance_has_its_total_counter_from_the_start(engine):

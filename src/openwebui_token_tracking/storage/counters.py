@@ -48,7 +48,7 @@ from .scopes import (
     SPONSOR_USER,
     USER,
 )
-from .settings_store import BudgetSettings, budget_settings, budget_settings_from
+from .settings_store import BudgetSettings, budget_settings_from
 from .user_state import Counter, UserTerms, admission_terms, balance_terms, group_subject
 
 counter = cast(sa.Table, BudgetCounter.__table__)
@@ -233,7 +233,7 @@ def ledger_sum(session: Session, key: CounterKey, window: Window) -> int:
     ) or 0)
 
 
-def _balance(session: Session, limit: Limit, spent: int | None, reserved: int | None
+def balance_from(session: Session, limit: Limit, spent: int | None, reserved: int | None
              ) -> Balance:
     """A limit's state from its counter's values, or, when it has no counter yet in this
     window (``spent`` None), from the window's ledger rows."""
@@ -248,7 +248,7 @@ def _balance(session: Session, limit: Limit, spent: int | None, reserved: int | 
 def balance_of(session: Session, limit: Limit) -> Balance:
     """Read a limit's state: one counter row, or the window's ledger rows if none yet."""
     spent, reserved = read_counter(session, limit.key) or (None, None)
-    return _balance(session, limit, spent, reserved)
+    return balance_from(session, limit, spent, reserved)
 
 
 def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -> bool:
@@ -365,65 +365,6 @@ def request_terms(session: Session, user_id: str, now: datetime,
     return own_limits(terms, user_id, window, settings), terms, settings
 
 
-def user_balance(session: Session, user_id: str, now: datetime,
-                 allowance: AllowanceLike | None = None,
-                 settings: BudgetSettings | None = None) -> list[tuple[Limit, Balance]]:
-    """Each limit that applies to the user (and allowance) with its current state."""
-    settings = settings or budget_settings(session)
-    if allowance is None:
-        return own_balance(session, user_id, now, settings)[0]
-    limits = sponsor_limits(allowance, user_id, now, settings)
-    return list(zip(limits, balances_of(session, limits), strict=True))
-
-
-def _key_where(n: int) -> sa.ColumnElement[bool]:
-    return sa.and_(counter.c.scope == sa.bindparam(f"k{n}_scope"),
-                   counter.c.subject == sa.bindparam(f"k{n}_subject"),
-                   counter.c.window_start == sa.bindparam(f"k{n}_window"))
-
-
-_IN_WINDOW = [
-    usage_log.c.created_at >= sa.bindparam("w_start", type_=usage_log.c.created_at.type),
-    usage_log.c.created_at < sa.bindparam("w_end", type_=usage_log.c.created_at.type)]
-
-
-def _spent_or_sum(n: int, *rows: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    """A counter's spent amount or, if it has no row, the sum of the ledger ``rows`` of
-    the window: COALESCE evaluates the sum only when needed (SQLite and PostgreSQL)."""
-    return sa.func.coalesce(
-        sa.select(counter.c.spent_micro).where(_key_where(n)).scalar_subquery(),
-        sa.select(sa.func.coalesce(sa.func.sum(usage_log.c.charged_micro), 0))
-        .where(*rows, *_IN_WINDOW).scalar_subquery())
-
-
-_PAIR_STATE = sa.select(
-    sa.select(counter.c.spent_micro).where(_key_where(1)).scalar_subquery(),
-    sa.select(counter.c.reserved_micro).where(_key_where(1)).scalar_subquery(),
-    _spent_or_sum(2, usage_log.c.sponsored_allowance_id.is_not(None),
-                  usage_log.c.sponsored_allowance_id == sa.bindparam("allowance", type_=sa.Uuid),
-                  usage_log.c.user_id == sa.bindparam("user_id")),
-    sa.select(counter.c.reserved_micro).where(_key_where(2)).scalar_subquery(),
-)
-"""A sponsored total and its per-user counter in one round trip (the per-user one from
-the user's rows of the window if it has no row yet)."""
-
-
-def balances_of(session: Session, limits: list[Limit]) -> list[Balance]:
-    """The state of one or two limits, their counters read in one round trip."""
-    if len(limits) != 2 or limits[1].key.scope != SPONSOR_USER:
-        return [balance_of(session, lim) for lim in limits]
-    params: dict[str, object] = {
-        f"k{n}_{part}": value for n, lim in enumerate(limits, 1) for part, value in
-        (("scope", lim.key.scope), ("subject", lim.key.subject),
-         ("window", lim.key.window_start))}
-    allowance_id, user_id = limits[1].key.subject.split(":", 1)
-    params.update(allowance=uuid.UUID(allowance_id), user_id=user_id,
-                  w_start=limits[1].window.start, w_end=limits[1].window.end)
-    values = session.execute(_PAIR_STATE, params).one()
-    return [_balance(session, lim, spent, reserved)
-            for lim, spent, reserved in zip(limits, values[0::2], values[1::2], strict=True)]
-
-
 def own_balance(session: Session, user_id: str, now: datetime,
                 settings: BudgetSettings | None = None
                 ) -> tuple[list[tuple[Limit, Balance]], UserTerms, BudgetSettings]:
@@ -442,5 +383,5 @@ def own_balance(session: Session, user_id: str, now: datetime,
     for lim in limits:
         found = counters[(lim.key.scope, lim.key.subject)]
         values = found.values_in(window.key) if found else (None, None)
-        out.append((lim, _balance(session, lim, *values)))
+        out.append((lim, balance_from(session, lim, *values)))
     return out, terms, settings

@@ -55,7 +55,7 @@ def group_subject(group_id: uuid.UUID) -> str:
     return group_id.hex
 
 
-def _settings_json(dialect: str) -> sa.ColumnElement[str]:
+def settings_json(dialect: str) -> sa.ColumnElement[str]:
     """Every stored setting as one JSON object ``{key: value}`` (one row, not one per
     setting: settings are read before every request)."""
     key, value = _settings.c.setting_key, _settings.c.setting_value
@@ -87,7 +87,13 @@ class Counter:
         return self.spent_micro, self.reserved_micro
 
 
-def _counter_of(window: object, spent: object, reserved: object) -> Counter | None:
+def parse_settings(target: object) -> dict[str, str]:
+    """The settings of ``settings_json``'s JSON object (NULL: none stored)."""
+    stored = json.loads(str(target)) if target else {}
+    return {str(k): str(v) for k, v in stored.items() if v is not None}
+
+
+def counter_of(window: object, spent: object, reserved: object) -> Counter | None:
     if window is None:
         return None
     return Counter(int(cast(int, window)), int(cast(int, spent or 0)),
@@ -161,7 +167,7 @@ def _cast_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(sa.null(), type_)
 
 
-def _latest(source: sa.FromClause, scope: sa.ColumnElement[str],
+def latest_counter(source: sa.FromClause, scope: sa.ColumnElement[str],
             subject: sa.ColumnElement[str], name: str,
             also: sa.ColumnElement[bool] | None = None
             ) -> tuple[sa.FromClause, list[sa.ColumnElement[Any]]]:
@@ -190,12 +196,12 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
     nulls = [_cast_null(big) for _ in range(3)]
     setting_rows = sa.select(
         sa.literal_column("'s'").label("tag"), _cast_null(sa.Uuid()).label("gid"),
-        _cast_null(text).label("scope"), _settings_json(dialect).label("target"),
+        _cast_null(text).label("scope"), settings_json(dialect).label("target"),
         *[_cast_null(big).label(f"n{i}") for i in range(1, 8)]).select_from(_settings)
     group_source: sa.FromClause = _groups
     total = nulls
     if balance:
-        group_source, total = _latest(_groups, sa.literal_column(f"'{GROUP_TOTAL}'"),
+        group_source, total = latest_counter(_groups, sa.literal_column(f"'{GROUP_TOTAL}'"),
                                       _hex_id(dialect), "tt_total",
                                       _groups.c.total_credit_limit.is_not(None))
     group_rows = sa.select(
@@ -208,7 +214,7 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
         _caps.c.credit_group_id.in_(sa.select(mine_ids.c.id)))
     cap_source: sa.FromClause = _caps
     if balance:
-        cap_source, cap_counter = _latest(
+        cap_source, cap_counter = latest_counter(
             _caps, _caps.c.scope, uid + sa.literal_column("':'") + _caps.c.target, "tt_cap")
     else:
         cap_counter = nulls
@@ -223,7 +229,7 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
     parts: list[sa.Select[Any]] = [setting_rows, group_rows, cap_rows]
     if balance:
         one = sa.select(sa.literal_column("1").label("one")).subquery("tt_one")
-        own_source, own = _latest(one, sa.literal_column(f"'{USER}'"), uid, "tt_own")
+        own_source, own = latest_counter(one, sa.literal_column(f"'{USER}'"), uid, "tt_own")
         own_source = own_source.outerjoin(_rate, _rate.c.user_id == uid)
         parts.append(sa.select(
             sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(text),
@@ -254,16 +260,15 @@ def _fold(rows: Iterable[Any]) -> UserTerms:
     own = rate = None
     for tag, gid, scope, target, n1, n2, n3, n4, n5, n6, n7 in rows:
         if tag == "s":
-            stored = json.loads(target) if target else {}
-            settings = {str(k): str(v) for k, v in stored.items() if v is not None}
+            settings = parse_settings(target)
         elif tag == "g":
             groups.append(GroupTerms(cast(uuid.UUID, gid), str(target), int(n1 or 0),
-                                     _int(n2), _int(n3), _int(n4), _counter_of(n5, n6, n7)))
+                                     _int(n2), _int(n3), _int(n4), counter_of(n5, n6, n7)))
         elif tag == "c":
             caps.append(CapTerms(cast(uuid.UUID | None, gid), str(scope), str(target),
-                                 int(n1 or 0), _counter_of(n2, n3, n4)))
+                                 int(n1 or 0), counter_of(n2, n3, n4)))
         else:
-            own = _counter_of(n1, n2, n3)
+            own = counter_of(n1, n2, n3)
             if n4 is not None:
                 rate = RateState(int(n4), int(n5 or 0), int(n6 or 0))
     return UserTerms(settings, tuple(groups), tuple(caps), own, rate)
