@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from openwebui_token_tracking import TokenTracker
 from openwebui_token_tracking.accountant import Accountant
-from openwebui_token_tracking.storage import migrate, sponsors
+from openwebui_token_tracking.storage import migrate, settings_store, sponsors
 from openwebui_token_tracking.storage.counters import MissingCounterError
 from openwebui_token_tracking.storage.engine import get_engine
 from openwebui_token_tracking.storage.openwebui_groups import group_tables
@@ -68,11 +68,9 @@ def test_reads_after_upgrade_are_counter_reads(upgraded, db_url):
     assert own == Decimal(150) - Decimal("22.75")  # 50 + Staff's 100, minus today's
     assert sponsored == (Decimal(100) - Decimal("45"), Decimal(1000) - Decimal("180"))
     # One round trip each: the user's own balance (settings, groups, counters) and the
-    # sponsored one (allowance, settings and both counters). The upgrade built the
-    # counters, so neither falls back to summing the user's rows of the window.
+    # sponsored one (allowance, settings, both counters); the upgrade built the counters.
     assert len(statements) == 2, "\n\n".join(statements)
     assert all("token_tracking_budget_counter" in s for s in statements)
-    assert not any("token_tracking_usage_log" in s for s in statements)
 
 
 def test_missing_sponsored_total_is_refused_not_summed_and_init_rebuilds_it(upgraded, db_url):
@@ -98,9 +96,30 @@ def test_per_user_sponsored_counter_of_an_older_window_falls_back_to_this_window
                     lambda _c, _cur, sql, *_: statements.append(sql))
     report = acct.balance("u-alice", allowance_name="lab")
     assert [lim.remaining for lim in report.limits] == [Decimal(820), Decimal(55)]
-    # Yesterday's 999 credits are not today's; today's come from the user's rows of today.
-    assert len(statements) == 2 and "token_tracking_usage_log" in statements[1]
-    assert "user_id" in statements[1] and "created_at" in statements[1]
+    # Yesterday's 999 credits are not today's; today's come from the user's rows of today,
+    # in the same statement.
+    assert len(statements) == 1 and "token_tracking_usage_log" in statements[0]
+
+
+def test_sponsored_read_after_the_budget_period_changed(upgraded, db_url):
+    acct = Accountant(upgraded, clock=lambda: NOW)
+    assert acct.balance("u-alice", allowance_name="lab").limits[1].remaining == Decimal(55)
+    # The day's counter says 999 spent; the window becomes the month, which has no
+    # counter yet: the read, planned for the day's window, must not use the day's.
+    acct.run(lambda s: s.execute(
+        sa.update(BudgetCounter).where(BudgetCounter.scope == "sponsor_user")
+        .values(spent_micro=999_000_000)))
+    acct.run(lambda s: settings_store.set_value(s, "budget_period", "month"))
+    statements: list[str] = []
+    sa.event.listen(upgraded, "before_cursor_execute",
+                    lambda _c, _cur, sql, *_: statements.append(sql))
+    per_user = acct.balance("u-alice", allowance_name="lab").limits[1]
+    assert per_user.remaining == Decimal(55)  # November's rows of alice on lab: 45 credits
+    assert per_user.reset_at == datetime(2026, 12, 1, tzinfo=UTC)
+    assert len(statements) > 1  # the settings changed: the month's state took another trip
+    statements.clear()
+    assert acct.balance("u-alice", allowance_name="lab").limits[1].remaining == Decimal(55)
+    assert len(statements) == 1  # and the next read plans for the month
 
 
 def test_a_new_allowance_has_its_total_counter_from_the_start(engine):

@@ -93,7 +93,7 @@ def parse_settings(target: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in stored.items() if v is not None}
 
 
-def counter_of(window: object, spent: object, reserved: object) -> Counter | None:
+def _counter_of(window: object, spent: object, reserved: object) -> Counter | None:
     if window is None:
         return None
     return Counter(int(cast(int, window)), int(cast(int, spent or 0)),
@@ -167,7 +167,7 @@ def _cast_null(type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(sa.null(), type_)
 
 
-def latest_counter(source: sa.FromClause, scope: sa.ColumnElement[str],
+def _latest(source: sa.FromClause, scope: sa.ColumnElement[str],
             subject: sa.ColumnElement[str], name: str,
             also: sa.ColumnElement[bool] | None = None
             ) -> tuple[sa.FromClause, list[sa.ColumnElement[Any]]]:
@@ -201,7 +201,7 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
     group_source: sa.FromClause = _groups
     total = nulls
     if balance:
-        group_source, total = latest_counter(_groups, sa.literal_column(f"'{GROUP_TOTAL}'"),
+        group_source, total = _latest(_groups, sa.literal_column(f"'{GROUP_TOTAL}'"),
                                       _hex_id(dialect), "tt_total",
                                       _groups.c.total_credit_limit.is_not(None))
     group_rows = sa.select(
@@ -214,7 +214,7 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
         _caps.c.credit_group_id.in_(sa.select(mine_ids.c.id)))
     cap_source: sa.FromClause = _caps
     if balance:
-        cap_source, cap_counter = latest_counter(
+        cap_source, cap_counter = _latest(
             _caps, _caps.c.scope, uid + sa.literal_column("':'") + _caps.c.target, "tt_cap")
     else:
         cap_counter = nulls
@@ -229,7 +229,7 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
     parts: list[sa.Select[Any]] = [setting_rows, group_rows, cap_rows]
     if balance:
         one = sa.select(sa.literal_column("1").label("one")).subquery("tt_one")
-        own_source, own = latest_counter(one, sa.literal_column(f"'{USER}'"), uid, "tt_own")
+        own_source, own = _latest(one, sa.literal_column(f"'{USER}'"), uid, "tt_own")
         own_source = own_source.outerjoin(_rate, _rate.c.user_id == uid)
         parts.append(sa.select(
             sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(text),
@@ -263,12 +263,12 @@ def _fold(rows: Iterable[Any]) -> UserTerms:
             settings = parse_settings(target)
         elif tag == "g":
             groups.append(GroupTerms(cast(uuid.UUID, gid), str(target), int(n1 or 0),
-                                     _int(n2), _int(n3), _int(n4), counter_of(n5, n6, n7)))
+                                     _int(n2), _int(n3), _int(n4), _counter_of(n5, n6, n7)))
         elif tag == "c":
             caps.append(CapTerms(cast(uuid.UUID | None, gid), str(scope), str(target),
-                                 int(n1 or 0), counter_of(n2, n3, n4)))
+                                 int(n1 or 0), _counter_of(n2, n3, n4)))
         else:
-            own = counter_of(n1, n2, n3)
+            own = _counter_of(n1, n2, n3)
             if n4 is not None:
                 rate = RateState(int(n4), int(n5 or 0), int(n6 or 0))
     return UserTerms(settings, tuple(groups), tuple(caps), own, rate)
