@@ -23,7 +23,7 @@ from fault_support import (
 
 from openwebui_token_tracking.accountant import Accountant, utcnow
 from openwebui_token_tracking.errors import DatabaseError
-from openwebui_token_tracking.openwebui.outage import MESSAGE
+from openwebui_token_tracking.metering.outage import MESSAGE
 from openwebui_token_tracking.storage import ledger as ledger_module
 
 pytestmark = pytest.mark.anyio

@@ -20,7 +20,7 @@ from fault_support import (
 )
 
 from openwebui_token_tracking.errors import DatabaseError
-from openwebui_token_tracking.openwebui.outage import MESSAGE
+from openwebui_token_tracking.metering.outage import MESSAGE
 
 pytestmark = pytest.mark.anyio
 PROMPT, ANSWER = 8, 10

@@ -344,16 +344,6 @@ def own_limits(terms: UserTerms, user_id: str, window: Window,
     return limits
 
 
-def limits_for(session: Session, user_id: str, allowance: AllowanceLike | None,
-               now: datetime, settings: BudgetSettings, *, provider: str | None = None,
-               model_id: str | None = None) -> list[Limit]:
-    """The credit limits a request must fit: a sponsored allowance's, or the user's own
-    (with the caps on ``model_id`` and ``provider``; without them, no cap)."""
-    if allowance is not None:
-        return sponsor_limits(allowance, user_id, now, settings)
-    return request_terms(session, user_id, now, settings, provider or "", model_id or "")[0]
-
-
 def request_terms(session: Session, user_id: str, now: datetime,
                   settings: BudgetSettings | None, provider: str, model_id: str
                   ) -> tuple[list[Limit], UserTerms, BudgetSettings]:

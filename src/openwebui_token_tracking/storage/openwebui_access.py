@@ -127,12 +127,6 @@ def api_keys_enabled(session: Session) -> bool:
     return value is not False and str(value).lower() != "false"
 
 
-def user_key(session: Session, user_id: str) -> str | None:
-    """The user's current Open WebUI API key (to show its id; never returned to clients)."""
-    return session.execute(sa.select(api_key_table.c.key)
-                           .where(api_key_table.c.user_id == user_id)).scalar()
-
-
 def user_timezone_name(session: Session, user_id: str) -> str | None:
     return session.execute(sa.select(user_table.c.timezone)
                            .where(user_table.c.id == user_id)).scalar()
@@ -161,12 +155,6 @@ def workspace_models(session: Session) -> list[WorkspaceModel]:
     """Every active workspace model (a model row with a base model)."""
     rows = session.execute(sa.select(model_table).where(_ACTIVE).order_by(model_table.c.id))
     return [_workspace(r) for r in rows]
-
-
-def workspace_model(session: Session, model_id: str) -> WorkspaceModel | None:
-    row = session.execute(sa.select(model_table)
-                          .where(_ACTIVE, model_table.c.id == model_id)).first()
-    return None if row is None else _workspace(row)
 
 
 def readable_models(session: Session, user_id: str, model_ids: list[str]) -> set[str]:
