@@ -235,3 +235,26 @@ def test_group_limit_validation(team):
     g = team.run(lambda s: group_limits.set_group_limits(
         s, "Team", requests_per_minute=5, tokens_per_minute=900))
     assert (g.requests_per_minute, g.tokens_per_minute, g.total_credit_limit) == (5, 900, None)
+
+
+def test_a_capped_keys_cap_comes_with_the_users_terms(acct, engine):
+    import sqlalchemy as sa
+
+    from openwebui_token_tracking.errors import TokenLimitExceededError
+    from openwebui_token_tracking.storage import key_budgets
+    kid = key_budgets.key_id("sk-test-key")
+    acct.run(lambda s: key_budgets.set_budget(s, api_key_id=kid, owner_id="u-alice",
+                                              limit_micro=1_500_000, by="admin",
+                                              by_admin=True, now=NOW))
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda _c, _cur, sql, *_: statements.append(sql))
+    admit(acct, "gpt", 1.0, api_key_id=kid)
+    # No statement of its own for the key's cap: it is read with the user's terms.
+    assert not any(s.lstrip().startswith("SELECT token_tracking_key_budget")
+                   for s in statements), statements
+    assert sum("token_tracking_key_budget" in s for s in statements) == 1
+    with pytest.raises(TokenLimitExceededError) as refused:
+        admit(acct, "gpt", 1.0, api_key_id=kid)  # 1 + 1 > 1.5 credits on this key
+    assert refusals.reason_of(refused.value) == "api_key_limit"
+    admit(acct, "gpt", 1.0)  # the owner without that key is still under 20 credits

@@ -345,11 +345,13 @@ def own_limits(terms: UserTerms, user_id: str, window: Window,
 
 
 def request_terms(session: Session, user_id: str, now: datetime,
-                  settings: BudgetSettings | None, provider: str, model_id: str
+                  settings: BudgetSettings | None, provider: str, model_id: str,
+                  api_key_id: str | None = None
                   ) -> tuple[list[Limit], UserTerms, BudgetSettings]:
     """The user's own limits for one request, the terms they came from (for the rate
-    limits) and the settings (read in the same round trip when not given)."""
-    terms = admission_terms(session, user_id, provider, model_id)
+    limits and the key's cap) and the settings (read in the same round trip when not
+    given)."""
+    terms = admission_terms(session, user_id, provider, model_id, api_key_id)
     settings = settings or budget_settings_from(session, terms.settings)
     window = window_for(now, settings.period, settings.timezone)
     return own_limits(terms, user_id, window, settings), terms, settings

@@ -44,7 +44,13 @@ _CAP = sa.select(budgets.c.limit_micro).where(budgets.c.key_id == sa.bindparam("
 def key_limit(session: Session, api_key_id: str, now: datetime,
               settings: BudgetSettings) -> Limit | None:
     """The key's limit in the window of ``now``, None when the key is not capped."""
-    cap = session.execute(_CAP, {"key_id": api_key_id}).scalar()
+    return key_limit_of(session.execute(_CAP, {"key_id": api_key_id}).scalar(), api_key_id,
+                        now, settings)
+
+
+def key_limit_of(cap: int | None, api_key_id: str, now: datetime,
+                 settings: BudgetSettings) -> Limit | None:
+    """``key_limit`` of a cap already read (``UserTerms.key_cap_micro``)."""
     if cap is None:
         return None
     window = window_for(now, settings.period, settings.timezone)

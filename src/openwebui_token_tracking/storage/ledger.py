@@ -56,7 +56,7 @@ from .counters import (
     sponsor_limits,
     usage_log,
 )
-from .key_budgets import key_limit
+from .key_budgets import key_limit, key_limit_of
 from .prices import price_at
 from .schema import Reservation, SponsoredAllowance
 from .settings_store import BudgetSettings, budget_settings
@@ -140,19 +140,23 @@ def reserve(
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
     limits: list[Limit] = []
     rates: rate_limits.RateLimits | None = None
+    key: Limit | None = None
     if free or allowance is not None:
         settings = settings or budget_settings(session)
         if allowance is not None and not free:
             limits = sponsor_limits(allowance, user_id, now, settings)
     else:  # the settings come with the user's terms, in one round trip
         limits, terms, settings = request_terms(session, user_id, now, settings, provider,
-                                                model_id)
+                                                model_id, api_key_id)
         rates = rate_limits.RateLimits(*terms.rate_limits(settings.requests_per_minute,
                                                           settings.tokens_per_minute))
         if not (enforce and rates.active):  # background tasks are neither counted nor refused
             rates = None
+        if api_key_id is not None:  # its cap came with the terms
+            key = key_limit_of(terms.key_cap_micro, api_key_id, now, settings)
+    if not free and allowance is not None and api_key_id is not None:
+        key = key_limit(session, api_key_id, now, settings)
     rate_tokens = estimate.total_tokens if rates is not None else 0
-    key = None if free or api_key_id is None else key_limit(session, api_key_id, now, settings)
     window_start = limits[-1].key.window_start if limits else 0
     held = _held_counters(limits) if allowance is None else None
     rid = reservation_id or str(uuid.uuid4())
