@@ -237,7 +237,7 @@ def test_group_limit_validation(team):
     assert (g.requests_per_minute, g.tokens_per_minute, g.total_credit_limit) == (5, 900, None)
 
 
-def test_a_capped_keys_cap_comes_with_the_users_terms(acct, engine):
+def test_the_price_and_a_capped_keys_cap_come_with_the_users_terms(acct, engine):
     import sqlalchemy as sa
 
     from openwebui_token_tracking.errors import TokenLimitExceededError
@@ -250,9 +250,10 @@ def test_a_capped_keys_cap_comes_with_the_users_terms(acct, engine):
     sa.event.listen(engine, "before_cursor_execute",
                     lambda _c, _cur, sql, *_: statements.append(sql))
     admit(acct, "gpt", 1.0, api_key_id=kid)
-    # No statement of its own for the key's cap: it is read with the user's terms.
-    assert not any(s.lstrip().startswith("SELECT token_tracking_key_budget")
-                   for s in statements), statements
+    # No statement of its own for the key's cap or the price: both come with the
+    # user's terms, in one read.
+    [read] = [s for s in statements if "token_tracking_price_history" in s]
+    assert "token_tracking_key_budget" in read and "token_tracking_credit_group" in read
     assert sum("token_tracking_key_budget" in s for s in statements) == 1
     with pytest.raises(TokenLimitExceededError) as refused:
         admit(acct, "gpt", 1.0, api_key_id=kid)  # 1 + 1 > 1.5 credits on this key

@@ -1,14 +1,21 @@
-"""Hot-path reads on the driver's cursor (SQLite, PostgreSQL): same rows, same errors."""
+"""Hot-path statements on the driver's cursor (SQLite, PostgreSQL): same rows, same
+types, same errors as through SQLAlchemy."""
+
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from openwebui_token_tracking.storage import migrate
-from openwebui_token_tracking.storage.prepared import Prepared, as_uuid
-from openwebui_token_tracking.storage.schema import BaseSetting
+from openwebui_token_tracking.storage.prepared import Prepared, as_uuid, run
+from openwebui_token_tracking.storage.schema import BaseSetting, Reservation
 
 settings = BaseSetting.__table__
+reservations = Reservation.__table__
+AT = datetime(2026, 12, 5, 3, 0, 0, 123456, tzinfo=UTC)
+SPONSOR = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
 
 @pytest.fixture
@@ -18,7 +25,16 @@ def db(engine):
         conn.execute(sa.insert(settings), [
             {"setting_key": "a", "setting_value": "1"},
             {"setting_key": "b", "setting_value": "2"}])
+        conn.execute(sa.insert(reservations).values(
+            id="r1", user_id="u", provider="p", model_id="m", estimate_micro=5,
+            sponsored_allowance_id=SPONSOR, created_at=AT, expires_at=AT, window_start=0))
     return engine
+
+
+def listen(engine) -> list[str]:
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+    return seen
 
 
 def test_rows_match_sqlalchemys_and_listeners_still_see_the_statement(db):
@@ -28,26 +44,57 @@ def test_rows_match_sqlalchemys_and_listeners_still_see_the_statement(db):
             .order_by(settings.c.setting_key))
     prepared = Prepared(stmt, db.dialect)
     with Session(db) as s:
-        assert [tuple(r) for r in prepared.rows(s, {"skip": "b"})] == [("a", "1")]
+        assert [tuple(r) for r in prepared.run(s, {"skip": "b"}).rows] == [("a", "1")]
         assert [tuple(r) for r in s.execute(stmt, {"skip": "b"})] == [("a", "1")]
-    seen: list[str] = []
-    sa.event.listen(db, "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql))
+    seen = listen(db)
     with Session(db) as s:
-        assert [tuple(r) for r in prepared.rows(s, {"skip": "a"})] == [("b", "2")]
+        [row] = prepared.run(s, {"skip": "a"}).rows
+    assert (row.setting_key, row.setting_value) == ("b", "2")
     assert seen[-1] == prepared.sql  # (SQLite: after its BEGIN IMMEDIATE)
+
+
+@pytest.mark.parametrize("listened", [False, True])
+def test_values_go_through_the_column_types_both_ways(db, listened):
+    if listened:
+        listen(db)
+    at = sa.bindparam("at", type_=reservations.c.created_at.type)
+    take = (sa.delete(reservations).where(reservations.c.created_at == at)
+            .returning(reservations.c.id, reservations.c.created_at,
+                       reservations.c.sponsored_allowance_id))
+    with Session(db) as s:
+        assert run(s, take, {"at": AT.replace(microsecond=0)}).rows == []
+        done = run(s, take, {"at": AT})  # an aware instant finds the stored one
+        s.commit()
+    assert done.rowcount == 1
+    [row] = done.rows
+    assert row.id == "r1" and row.created_at == AT and row.created_at.tzinfo is not None
+    assert row.sponsored_allowance_id == SPONSOR
+
+
+def test_an_update_reports_the_rows_it_matched(db):
+    bump = (sa.update(settings).where(settings.c.setting_key.in_(["a", "b"]))
+            .values(setting_value=sa.bindparam("v", type_=sa.String)))
+    with pytest.raises(TypeError, match="expanding"):
+        Prepared(bump, db.dialect)
+    bump = sa.update(settings).where(settings.c.setting_key != "zzz").values(
+        setting_value=sa.bindparam("v", type_=sa.String))
+    with Session(db) as s:
+        assert run(s, bump, {"v": "x"}).rowcount == 2
+        s.commit()
+    with pytest.raises(TypeError, match="INSERT"):
+        Prepared(sa.insert(settings), db.dialect)
 
 
 def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(db):
     broken = Prepared(sa.select(sa.literal_column("x")).select_from(sa.table("tt_missing")),
                       db.dialect)
     with Session(db) as s, pytest.raises(sa.exc.DBAPIError) as raised:
-        broken.rows(s, {})
+        broken.run(s, {})
     assert isinstance(raised.value.orig, db.dialect.loaded_dbapi.Error)
     assert "tt_missing" in str(raised.value.orig)
     assert not raised.value.connection_invalidated
 
 
 def test_as_uuid_reads_either_backends_value():
-    import uuid
     u = uuid.uuid4()
     assert as_uuid(u) is u and as_uuid(u.hex) == u and as_uuid(None) is None

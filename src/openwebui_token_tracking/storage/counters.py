@@ -37,6 +37,7 @@ from ..errors import (
 )
 from . import alerts
 from .openwebui_groups import GroupTables, credit_group_members, group_tables
+from .prepared import run
 from .schema import BudgetCounter, TokenUsageLog
 from .scopes import (
     API_KEY,
@@ -222,7 +223,7 @@ def ensure_counter(session: Session, key: CounterKey, window: Window,
 
 
 def read_counter(session: Session, key: CounterKey) -> tuple[int, int] | None:
-    row = session.execute(_READ_COUNTER, _key_params(key)).first()
+    row = run(session, _READ_COUNTER, _key_params(key)).first()
     return None if row is None else (int(row[0]), int(row[1]))
 
 
@@ -254,8 +255,8 @@ def balance_of(session: Session, limit: Limit) -> Balance:
 def _try_reserve(session: Session, limit: Limit, estimate: int, enforce: bool) -> bool:
     params = {**_key_params(limit.key), "amount": estimate, "cap": limit.limit_micro}
     if enforce and limit.limit_micro is not None and estimate > 0:
-        return rowcount(session, _RESERVE_WITHIN_LIMIT, params) == 1
-    return rowcount(session, _RESERVE, params) == 1
+        return run(session, _RESERVE_WITHIN_LIMIT, params).rowcount == 1
+    return run(session, _RESERVE, params).rowcount == 1
 
 
 def reserve_one(session: Session, limit: Limit, estimate: int, enforce: bool) -> None:
@@ -290,8 +291,8 @@ def apply_spend(session: Session, limit_key: CounterKey,
     (``cap`` if given, else the one stored at admission) records the alert
     (``alerts.note_spend``) in this transaction.
     """
-    row = session.execute(_APPLY_SPEND, {**_key_params(limit_key), "charged": charged,
-                                         "released": released, "cap": cap}).first()
+    row = run(session, _APPLY_SPEND, {**_key_params(limit_key), "charged": charged,
+                                      "released": released, "cap": cap}).first()
     if row is not None:
         spent, limit_micro, thresholds = row
     else:
@@ -305,7 +306,7 @@ def apply_spend(session: Session, limit_key: CounterKey,
         else:
             # A concurrent transaction created the row first from a sum that could not
             # see our uncommitted ledger row: add to its row now that it is visible.
-            spent, limit_micro, thresholds = session.execute(_APPLY_SPEND, {
+            spent, limit_micro, thresholds = run(session, _APPLY_SPEND, {
                 **_key_params(limit_key), "charged": charged, "released": released,
                 "cap": cap}).one()
     if at is not None and charged > 0 and limit_micro is not None:
@@ -353,8 +354,14 @@ def request_terms(session: Session, user_id: str, now: datetime,
     given)."""
     terms = admission_terms(session, user_id, provider, model_id, api_key_id)
     settings = settings or budget_settings_from(session, terms.settings)
-    window = window_for(now, settings.period, settings.timezone)
-    return own_limits(terms, user_id, window, settings), terms, settings
+    return own_request_limits(terms, user_id, now, settings), terms, settings
+
+
+def own_request_limits(terms: UserTerms, user_id: str, now: datetime,
+                       settings: BudgetSettings) -> list[Limit]:
+    """``own_limits`` in the window of ``now``."""
+    return own_limits(terms, user_id, window_for(now, settings.period, settings.timezone),
+                      settings)
 
 
 def own_balance(session: Session, user_id: str, now: datetime,

@@ -51,16 +51,19 @@ from .counters import (
     CounterKey,
     Limit,
     apply_spend,
+    own_request_limits,
     request_terms,
     reserve_one,
     sponsor_limits,
     usage_log,
 )
 from .key_budgets import key_limit, key_limit_of
+from .prepared import run
 from .prices import price_at
 from .schema import Reservation, SponsoredAllowance
-from .settings_store import BudgetSettings, budget_settings
+from .settings_store import BudgetSettings, budget_settings, budget_settings_from
 from .sponsors import covered_models
+from .user_state import admission_terms
 
 logger = logging.getLogger(__name__)
 
@@ -133,21 +136,25 @@ def reserve(
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
-    price = require_price(session, provider, model_id, now)
-    if allowance is not None:
+    terms = None
+    if allowance is None:  # the user's terms, the settings and the price: one round trip
+        terms = admission_terms(session, user_id, provider, model_id, api_key_id, now)
+        price = terms.price or require_price(session, provider, model_id, now)
+        settings = settings or budget_settings_from(session, terms.settings)
+    else:
+        price = require_price(session, provider, model_id, now)
         check_allowance_usable(allowance, model_id, now)
+        settings = settings or budget_settings(session)
     free = is_free(price)
     estimate_micro = 0 if free else charge(estimate, price).micro_credits
     limits: list[Limit] = []
     rates: rate_limits.RateLimits | None = None
     key: Limit | None = None
-    if free or allowance is not None:
-        settings = settings or budget_settings(session)
-        if allowance is not None and not free:
+    if allowance is not None:
+        if not free:
             limits = sponsor_limits(allowance, user_id, now, settings)
-    else:  # the settings come with the user's terms, in one round trip
-        limits, terms, settings = request_terms(session, user_id, now, settings, provider,
-                                                model_id, api_key_id)
+    elif not free and terms is not None:
+        limits = own_request_limits(terms, user_id, now, settings)
         rates = rate_limits.RateLimits(*terms.rate_limits(settings.requests_per_minute,
                                                           settings.tokens_per_minute))
         if not (enforce and rates.active):  # background tasks are neither counted nor refused
@@ -237,7 +244,7 @@ _TAKE_RESERVATION = (sa.delete(reservation_table)
 
 def _take_reservation(session: Session, reservation_id: str) -> sa.Row[tuple[object, ...]] | None:
     """Delete a reservation and return it; None if another process settled it first."""
-    return session.execute(_TAKE_RESERVATION, {"rid": reservation_id}).first()
+    return run(session, _TAKE_RESERVATION, {"rid": reservation_id}).first()
 
 
 def _insert(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

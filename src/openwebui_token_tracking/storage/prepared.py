@@ -1,20 +1,28 @@
-"""Hot-path reads compiled once per dialect and run as the driver's own SQL.
+"""Hot-path statements compiled once per dialect and run on the driver's cursor.
 
-A check runs one statement; SQLAlchemy's per-execution work on it (compiled-cache
-lookup, parameter and result processing, result metadata) costs more than SQLite's work
-on the query. ``Prepared.rows`` runs a read on the session's connection, in its
-transaction, with the driver's cursor, and keeps what matters: when something listens
-for statements (``before_cursor_execute``, as tests and tracing do) the statement goes
-through SQLAlchemy instead; a driver error is raised wrapped as SQLAlchemy wraps it
-(and a dead connection invalidated), so retries and error translation are unchanged.
-Rows hold the driver's raw values: a UUID column is a ``uuid.UUID`` on
-PostgreSQL and 32 hex digits on SQLite (``as_uuid``).
+Every request runs a handful of statements (the check one; admission and settlement a
+few each) whose database work is smaller than SQLAlchemy's per-execution work on them
+(compiled-cache lookup, execution context, result metadata). ``run`` executes such a
+statement on the session's connection, in its transaction, with the driver's cursor,
+and keeps what matters:
+
+- parameters and results go through the columns' types as SQLAlchemy would send and
+  read them (``UTCDateTime``, ``Uuid`` on SQLite);
+- when something listens for statements (``before_cursor_execute``, as tests and
+  tracing do), the statement goes through SQLAlchemy instead;
+- a driver error is raised wrapped as SQLAlchemy wraps it (a dead connection is
+  invalidated), so retries and error translation are unchanged.
+
+Only SELECT, UPDATE and DELETE: an INSERT's compiled form and Python-side defaults
+depend on the values given, which SQLAlchemy handles at execution.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -22,34 +30,87 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a statement returned: its rows (attribute access by column key) and count."""
+
+    rows: list[Any]
+    rowcount: int
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Any:
+        if len(self.rows) != 1:
+            raise sa.exc.NoResultFound("expected one row") if not self.rows else \
+                sa.exc.MultipleResultsFound("expected one row")
+        return self.rows[0]
+
 
 class Prepared:
-    """A statement without expanding or literal parameters, compiled for one dialect."""
+    """One statement (no expanding or literal-execute parameters) for one dialect."""
 
     def __init__(self, statement: sa.ClauseElement, dialect: Dialect) -> None:
+        if isinstance(statement, sa.Insert):
+            raise TypeError("an INSERT depends on the values given: execute it normally")
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise TypeError("a statement with expanding parameters cannot be prepared")
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup or ()) if compiled.positional else None
         self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
         """The statement's own values (``x == 'literal'`` becomes a bound parameter)."""
+        self._bind: dict[str, Processor] = {}
+        for bind, name in compiled.bind_names.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                self._bind[name] = process
+        columns = list(getattr(statement, "exported_columns", ()))
+        self._result: list[tuple[int, Processor]] = []
+        for i, column in enumerate(columns):
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                self._result.append((i, process))
+        self._row = namedtuple("Row", [str(c.key) for c in columns], rename=True)  # type: ignore[misc]
 
-    def rows(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
-        """Every row of the read, run in the session's transaction; ``params`` by name."""
+    def args(self, params: Mapping[str, Any]) -> Any:
         values = {**self._fixed, **params}
-        args: Any = (values if self._names is None
-                     else tuple(values[name] for name in self._names))
+        for name, process in self._bind.items():
+            values[name] = process(values[name])
+        return values if self._names is None else tuple(values[n] for n in self._names)
+
+    def run(self, session: Session, params: Mapping[str, Any]) -> Ran:
+        """Execute in the session's transaction; ``params`` by bind name."""
+        args = self.args(params)
         conn = session.connection()
         dispatch = conn.engine.dispatch
-        if not (dispatch.before_cursor_execute or dispatch.after_cursor_execute):
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(self.sql, args)
-                return list(cursor.fetchall())
-            except conn.dialect.loaded_dbapi.Error as exc:
-                raise self._wrapped(conn, cursor, exc, args) from exc
-            finally:
-                cursor.close()
-        return list(conn.exec_driver_sql(self.sql, args).all())
+        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+            result = conn.exec_driver_sql(self.sql, args)
+            raw: list[Any] = [tuple(r) for r in result.all()] if result.returns_rows else []
+            return Ran(self._rows(raw), len(raw) if raw else result.rowcount)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self.sql, args)
+            raw = list(cursor.fetchall()) if cursor.description is not None else []
+            return Ran(self._rows(raw), len(raw) if raw else cursor.rowcount)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise self._wrapped(conn, cursor, exc, args) from exc
+        finally:
+            cursor.close()
+
+    def _rows(self, raw: list[Any]) -> list[Any]:
+        if not self._result:
+            return [self._row(*r) for r in raw]
+        out = []
+        for r in raw:
+            values = list(r)
+            for i, process in self._result:
+                values[i] = process(values[i])
+            out.append(self._row(*values))
+        return out
 
     def _wrapped(self, conn: Connection, cursor: Any, exc: Exception, args: Any
                  ) -> sa.exc.DBAPIError:
@@ -62,6 +123,25 @@ class Prepared:
         return cast(sa.exc.DBAPIError, sa.exc.DBAPIError.instance(
             self.sql, args, exc, conn.dialect.loaded_dbapi.Error,
             connection_invalidated=dead, dialect=conn.dialect))
+
+
+_prepared: dict[tuple[int, str], tuple[sa.ClauseElement, Prepared]] = {}
+
+
+def prepared(session: Session, statement: sa.ClauseElement) -> Prepared:
+    """``statement`` compiled for the session's dialect, once (a module-level statement:
+    the cache holds it, so its id stays its own)."""
+    dialect = session.get_bind().dialect
+    key = (id(statement), dialect.name)
+    hit = _prepared.get(key)
+    if hit is None:
+        hit = _prepared[key] = (statement, Prepared(statement, dialect))
+    return hit[1]
+
+
+def run(session: Session, statement: sa.ClauseElement, params: Mapping[str, Any]) -> Ran:
+    """Execute a module-level statement of the hot path (see the module's doc)."""
+    return prepared(session, statement).run(session, params)
 
 
 def as_uuid(value: object) -> uuid.UUID | None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..accounting.pricing import Price, Rate
 from ..errors import InvalidInputError, NotFoundError
+from .prepared import run
 from .schema import ModelPricing, PriceHistory
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -68,6 +69,10 @@ class PriceInput:
     @classmethod
     def from_row(cls, row: object) -> PriceInput:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+PRICE_COLUMNS = tuple(f.name for f in fields(PriceInput))
+"""The price columns, in ``PriceInput``'s order."""
 
 
 def set_price(
@@ -182,8 +187,8 @@ def price_at(session: Session, provider: str, model_id: str, at: datetime, *,
     ``listed_only=False`` also finds the price of a model removed from the catalogue
     (to charge a request that was admitted before the removal).
     """
-    row = session.execute(_price_at if listed_only else _price_at_any,
-                          {"provider": provider, "model_id": model_id, "at": at}).first()
+    row = run(session, _price_at if listed_only else _price_at_any,
+              {"provider": provider, "model_id": model_id, "at": at}).first()
     if row is None:
         return None
     return PriceInput.from_row(row).to_price(row.effective_from)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from ..accounting.budget import Window
 from ..accounting.limits import minute_window
 from ..errors import RateLimitExceededError
-from .counters import rowcount
+from .prepared import run
 from .schema import RateCounter
 
 REQUESTS, TOKENS = "requests_per_minute", "tokens_per_minute"
@@ -92,14 +92,14 @@ def admit(session: Session, user_id: str, limits: RateLimits, estimate_tokens: i
     window = minute_window(now)
     params = {"rate_user": user_id, "minute": window.key, "estimate": estimate_tokens,
               "rpm": limits.requests_per_minute, "tpm": limits.tokens_per_minute}
-    if rowcount(session, _ADMIT, params) == 1:
+    if run(session, _ADMIT, params).rowcount == 1:
         return window.key
     # No row yet, or one that another transaction created after this UPDATE began:
     # create it if missing and try once more, now that the row surely exists.
     _create(session, user_id, window.key)
-    if rowcount(session, _ADMIT, params) == 1:
+    if run(session, _ADMIT, params).rowcount == 1:
         return window.key
-    row = session.execute(_READ, params).one()
+    row = run(session, _READ, params).one()
     raise _refusal(row, limits, estimate_tokens, window)
 
 
@@ -129,14 +129,14 @@ def _refusal(row: Any, limits: RateLimits, estimate: int,
 def settle(session: Session, user_id: str, minute: int, held: int, actual: int) -> None:
     """Replace the held estimate by the actual tokens, if that minute is still counted."""
     if actual != held:
-        session.execute(_ADJUST, {"rate_user": user_id, "minute": minute,
-                                  "delta": actual - held})
+        run(session, _ADJUST, {"rate_user": user_id, "minute": minute,
+                               "delta": actual - held})
 
 
 def add_tokens(session: Session, user_id: str, tokens: int, now: datetime) -> None:
     """Count tokens used without admission (charged after the fact) in this minute."""
     minute = minute_window(now).key
     params = {"rate_user": user_id, "minute": minute, "estimate": tokens}
-    if rowcount(session, _ADD_TOKENS, params) == 0:
+    if run(session, _ADD_TOKENS, params).rowcount == 0:
         _create(session, user_id, minute)
-        session.execute(_ADD_TOKENS, params)
+        run(session, _ADD_TOKENS, params)

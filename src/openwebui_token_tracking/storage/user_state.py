@@ -12,6 +12,7 @@ the counters. The statement is a ``UNION ALL`` of tagged rows:
 - ``c``: a spend cap of the base or of one of the groups (and the user's counter for it)
 - ``u``: the user's window counter and rate counter (balance only)
 - ``k``: the cap of the API key the request came with, if it has one (admission only)
+- ``p``: the requested model's price in force, if it has one (admission only)
 
 Counters are joined as each key's latest window (an index seek on the primary key), so
 the statement does not depend on the window the settings define; a counter of another
@@ -27,14 +28,17 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..accounting.limits import effective_caps, most_generous
+from ..accounting.pricing import Price
 from .openwebui_groups import GroupTables, group_tables, user_openwebui_groups
 from .prepared import Prepared, as_uuid
+from .prices import PRICE_COLUMNS, PriceInput, price_in_force
 from .schema import (
     BaseSetting,
     BudgetCounter,
@@ -45,6 +49,7 @@ from .schema import (
     SpendCap,
 )
 from .scopes import GROUP_TOTAL, MODEL_CAP, PROVIDER_CAP, USER
+from .types import UTCDateTime
 
 _groups = cast(sa.Table, CreditGroup.__table__)
 _members = cast(sa.Table, CreditGroupUser.__table__)
@@ -145,6 +150,8 @@ class UserTerms:
     rate: RateState | None = None
     key_cap_micro: int | None = None
     """The cap of the request's API key (admission only; None: not capped)."""
+    price: Price | None = None
+    """The model's price in force (admission only; None: not priced, or not listed)."""
 
     @property
     def group_allowance(self) -> int:
@@ -189,10 +196,31 @@ def _latest(source: sa.FromClause, scope: sa.ColumnElement[str],
     return joined, [found.c.window_start, found.c.spent_micro, found.c.reserved_micro]
 
 
+NUMBERS = 8
+"""Integer columns of every row (``n1`` .. ``n8``), then the instant ``at``."""
+
+
+def _row(tag: str, gid: sa.ColumnElement[Any] | None, scope: sa.ColumnElement[Any] | None,
+         target: sa.ColumnElement[Any] | None, numbers: list[sa.ColumnElement[Any]],
+         at: sa.ColumnElement[Any] | None = None) -> list[sa.ColumnElement[Any]]:
+    """One tagged row's columns, NULLs where the row has no value (the first row's
+    types and labels name the statement's columns)."""
+    big, text = sa.BigInteger(), sa.String()
+    cols: list[sa.ColumnElement[Any]] = [
+        sa.literal_column(f"'{tag}'").label("tag"),
+        (gid if gid is not None else _cast_null(sa.Uuid())).label("gid"),
+        (scope if scope is not None else _cast_null(text)).label("scope"),
+        (target if target is not None else _cast_null(text)).label("target")]
+    padded = numbers + [_cast_null(big) for _ in range(NUMBERS - len(numbers))]
+    cols += [n.label(f"n{i}") for i, n in enumerate(padded, 1)]
+    cols.append((at if at is not None else _cast_null(UTCDateTime())).label("at"))
+    return cols
+
+
 def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.CompoundSelect:
     """The tagged-rows statement. Binds ``user_id``; admission also ``model_id`` and
-    ``provider`` (only the caps on them are read) and ``api_key_id`` (may be None)."""
-    big, text = sa.BigInteger(), sa.String()
+    ``provider`` (the price in force at ``at`` and only the caps on them are read) and
+    ``api_key_id`` (may be None)."""
     uid = sa.bindparam("user_id", type_=sa.String)
     direct = sa.select(_members.c.credit_group_id).where(_members.c.user_id == uid)
     mine: sa.ColumnElement[bool] = _groups.c.id.in_(direct)
@@ -200,53 +228,53 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
         owui = user_openwebui_groups(kind)
         mine = sa.or_(mine, _groups.c.openwebui_group_id.in_(sa.select(owui.c.gid)))
     mine_ids = sa.select(_groups.c.id).where(mine).cte("tt_mine")
-    nulls = [_cast_null(big) for _ in range(3)]
-    setting_rows = sa.select(
-        sa.literal_column("'s'").label("tag"), _cast_null(sa.Uuid()).label("gid"),
-        _cast_null(text).label("scope"), settings_json(dialect).label("target"),
-        *[_cast_null(big).label(f"n{i}") for i in range(1, 8)]).select_from(_settings)
+    setting_rows = sa.select(*_row("s", None, None, settings_json(dialect), [])
+                             ).select_from(_settings)
     group_source: sa.FromClause = _groups
-    total = nulls
+    total: list[sa.ColumnElement[Any]] = []
     if balance:
         group_source, total = _latest(_groups, sa.literal_column(f"'{GROUP_TOTAL}'"),
                                       _hex_id(dialect), "tt_total",
                                       _groups.c.total_credit_limit.is_not(None))
-    group_rows = sa.select(
-        sa.literal_column("'g'"), _groups.c.id, _cast_null(text), _groups.c.name,
-        _groups.c.max_credit, _groups.c.requests_per_minute, _groups.c.tokens_per_minute,
-        _groups.c.total_credit_limit, *total,
+    group_rows = sa.select(*_row(
+        "g", _groups.c.id, None, _groups.c.name,
+        [_groups.c.max_credit, _groups.c.requests_per_minute, _groups.c.tokens_per_minute,
+         _groups.c.total_credit_limit, *total]),
     ).select_from(group_source).where(_groups.c.id.in_(sa.select(mine_ids.c.id)))
     cap_filter: sa.ColumnElement[bool] = sa.or_(
         _caps.c.credit_group_id.is_(None),
         _caps.c.credit_group_id.in_(sa.select(mine_ids.c.id)))
     cap_source: sa.FromClause = _caps
+    cap_counter: list[sa.ColumnElement[Any]] = []
     if balance:
         cap_source, cap_counter = _latest(
             _caps, _caps.c.scope, uid + sa.literal_column("':'") + _caps.c.target, "tt_cap")
     else:
-        cap_counter = nulls
         cap_filter = sa.and_(cap_filter, sa.or_(
             sa.and_(_caps.c.scope == MODEL_CAP, _caps.c.target == sa.bindparam("model_id")),
             sa.and_(_caps.c.scope == PROVIDER_CAP,
                     _caps.c.target == sa.bindparam("provider"))))
-    cap_rows = sa.select(
-        sa.literal_column("'c'"), _caps.c.credit_group_id, _caps.c.scope, _caps.c.target,
-        _caps.c.credit_limit, *cap_counter, _cast_null(big), _cast_null(big), _cast_null(big),
+    cap_rows = sa.select(*_row(
+        "c", _caps.c.credit_group_id, _caps.c.scope, _caps.c.target,
+        [_caps.c.credit_limit, *cap_counter]),
     ).select_from(cap_source).where(cap_filter)
     parts: list[sa.Select[Any]] = [setting_rows, group_rows, cap_rows]
     if balance:
         one = sa.select(sa.literal_column("1").label("one")).subquery("tt_one")
         own_source, own = _latest(one, sa.literal_column(f"'{USER}'"), uid, "tt_own")
         own_source = own_source.outerjoin(_rate, _rate.c.user_id == uid)
-        parts.append(sa.select(
-            sa.literal_column("'u'"), _cast_null(sa.Uuid()), _cast_null(text),
-            _cast_null(text), *own, _rate.c.minute_start, _rate.c.requests, _rate.c.tokens,
-            _cast_null(big)).select_from(own_source))
+        parts.append(sa.select(*_row(
+            "u", None, None, None,
+            [*own, _rate.c.minute_start, _rate.c.requests, _rate.c.tokens]),
+        ).select_from(own_source))
     else:
-        parts.append(sa.select(
-            sa.literal_column("'k'"), _cast_null(sa.Uuid()), _cast_null(text),
-            _cast_null(text), _key_budgets.c.limit_micro, *[_cast_null(big) for _ in range(6)],
-        ).where(_key_budgets.c.key_id == sa.bindparam("api_key_id", type_=sa.String)))
+        parts.append(sa.select(*_row("k", None, None, None, [_key_budgets.c.limit_micro]))
+                     .where(_key_budgets.c.key_id == sa.bindparam("api_key_id",
+                                                                  type_=sa.String)))
+        price = price_in_force.subquery("tt_price")
+        parts.append(sa.select(*_row(
+            "p", None, None, None, [price.c[name] for name in PRICE_COLUMNS],
+            price.c.effective_from)).select_from(price))
     return sa.union_all(*parts)
 
 
@@ -270,8 +298,8 @@ def _int(value: object) -> int | None:
 def _fold(rows: Iterable[Any]) -> UserTerms:
     settings: dict[str, str] = {}
     groups, caps = [], []
-    own = rate = key_cap = None
-    for tag, gid, scope, target, n1, n2, n3, n4, n5, n6, n7 in rows:
+    own = rate = key_cap = price = None
+    for tag, gid, scope, target, n1, n2, n3, n4, n5, n6, n7, n8, at in rows:
         if tag == "s":
             settings = parse_settings(target)
         elif tag == "g":
@@ -282,22 +310,25 @@ def _fold(rows: Iterable[Any]) -> UserTerms:
                                  int(n1 or 0), _counter_of(n2, n3, n4)))
         elif tag == "k":
             key_cap = _int(n1)
+        elif tag == "p":
+            price = PriceInput(*(_int(n) for n in (n1, n2, n3, n4, n5, n6, n7, n8))  # type: ignore[arg-type]
+                               ).to_price(at)
         else:
             own = _counter_of(n1, n2, n3)
             if n4 is not None:
                 rate = RateState(int(n4), int(n5 or 0), int(n6 or 0))
-    return UserTerms(settings, tuple(groups), tuple(caps), own, rate, key_cap)
+    return UserTerms(settings, tuple(groups), tuple(caps), own, rate, key_cap, price)
 
 
 def admission_terms(session: Session, user_id: str, provider: str, model_id: str,
-                    api_key_id: str | None = None) -> UserTerms:
-    """The settings, the user's groups, the caps on this model and provider and the
-    cap of the API key the request came with."""
-    return _fold(_statement(session, False).rows(session, {
+                    api_key_id: str | None = None, at: datetime | None = None) -> UserTerms:
+    """The settings, the user's groups, the caps on this model and provider, the cap
+    of the API key the request came with and the model's price in force at ``at``."""
+    return _fold(_statement(session, False).run(session, {
         "user_id": user_id, "model_id": model_id, "provider": provider,
-        "api_key_id": api_key_id}))
+        "api_key_id": api_key_id, "at": at}).rows)
 
 
 def balance_terms(session: Session, user_id: str) -> UserTerms:
     """The settings, the user's groups, every cap that applies and the latest counters."""
-    return _fold(_statement(session, True).rows(session, {"user_id": user_id}))
+    return _fold(_statement(session, True).run(session, {"user_id": user_id}).rows)
