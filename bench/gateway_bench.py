@@ -7,11 +7,13 @@ then streams chat completions from this process, once straight to the upstream a
 through the gateway (same body, same fixture), and prints:
 
 - TTFT: time from sending the request to the first chunk with answer text, p50/p95 of
-  sequential requests (the gateway's part: caller lookup, catalogue, atomic admission,
-  opening the upstream stream, re-encoding the chunks);
+  sequential requests, alternating direct and gateway, back to back or ``--gap-ms``
+  apart (the gateway's part: caller lookup, catalogue, atomic admission, opening the
+  upstream stream, re-encoding the chunks);
 - throughput: streamed requests per second with ``--concurrency`` clients while the
   upstream paces its events ``--event-ms`` apart (a generating model), and the ratio
-  gateway / direct. Every gateway request is admitted, relayed and settled in the ledger.
+  gateway / direct: ``--rounds`` runs each way, back to back, and their median ratio.
+  Every gateway request is admitted, relayed and settled in the ledger.
 
 Usage::
 
@@ -122,11 +124,23 @@ def one(client: httpx.Client, url: str, headers: dict[str, str]) -> float:
     return first
 
 
-def ttft(url: str, headers: dict[str, str], n: int) -> list[float]:
-    with httpx.Client(timeout=60) as client:
+def ttft(direct: tuple[str, dict[str, str]], gateway: tuple[str, dict[str, str]], n: int,
+         gap_s: float = 0.0) -> tuple[list[float], list[float]]:
+    """TTFT in ms of ``n`` requests each way, alternating (direct, gateway, direct, ...)
+    so that both see the same machine (load from other processes comes and goes); the
+    gateway's charge of one request (written after its last byte) overlaps the next
+    direct request, never the gateway's next one. ``gap_s``: idle time after each."""
+    with httpx.Client(timeout=60) as d_client, httpx.Client(timeout=60) as g_client:
         for _ in range(20):  # warm-up: connections, caches
-            one(client, url, headers)
-        return [one(client, url, headers) * 1000 for _ in range(n)]
+            one(d_client, *direct)
+            one(g_client, *gateway)
+        d, g = [], []
+        for _ in range(n):
+            d.append(one(d_client, *direct) * 1000)
+            time.sleep(gap_s)
+            g.append(one(g_client, *gateway) * 1000)
+            time.sleep(gap_s)
+        return d, g
 
 
 def throughput(url: str, headers: dict[str, str], total: int, concurrency: int) -> float:
@@ -163,19 +177,24 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> None:
         direct = (f"{upstream}/openai/v1/chat/completions", {"Authorization": "Bearer x"})
         gateway = (f"http://127.0.0.1:{gw_port}/v1/chat/completions",
                    {"Authorization": f"Bearer {KEY}"})
-        d, g = ttft(*direct, args.requests), ttft(*gateway, args.requests)
+        d, g = ttft(direct, gateway, args.requests, args.gap_ms / 1000)
         print(f"{backend:<11} TTFT p50 direct {pct(d, 50):6.2f} ms  gateway {pct(g, 50):6.2f} ms  "
               f"overhead {pct(g, 50) - pct(d, 50):5.2f} ms   (p95 {pct(d, 95):.2f} / "
-              f"{pct(g, 95):.2f} ms, n={args.requests})", flush=True)
+              f"{pct(g, 95):.2f} ms, n={args.requests}, {args.gap_ms:g} ms apart)", flush=True)
         procs[0].terminate()
         procs[0].wait()
         procs[0] = start(["_upstream", str(up_port), str(args.event_ms)])
         wait_ready(upstream + "/")
-        d_rps = throughput(*direct, args.total, args.concurrency)
-        g_rps = throughput(*gateway, args.total, args.concurrency)
-        print(f"{backend:<11} throughput direct {d_rps:6.1f} req/s  gateway {g_rps:6.1f} req/s  "
-              f"= {100 * g_rps / d_rps:5.1f}%   ({args.concurrency} clients, {args.total} "
-              f"streams, upstream events {args.event_ms} ms apart)", flush=True)
+        ratios = []
+        for rnd in range(1, args.rounds + 1):  # direct then gateway, back to back
+            d_rps = throughput(*direct, args.total, args.concurrency)
+            g_rps = throughput(*gateway, args.total, args.concurrency)
+            ratios.append(100 * g_rps / d_rps)
+            print(f"{backend:<11} throughput round {rnd}: direct {d_rps:6.1f} req/s  gateway "
+                  f"{g_rps:6.1f} req/s = {ratios[-1]:5.1f}%", flush=True)
+        print(f"{backend:<11} throughput gateway/direct median {pct(ratios, 50):5.1f}%   "
+              f"({args.concurrency} clients, {args.total} streams per run, upstream events "
+              f"{args.event_ms} ms apart, {args.rounds} rounds)", flush=True)
     finally:
         for proc in procs:
             proc.terminate()
@@ -196,6 +215,10 @@ def main() -> None:
     ap.add_argument("--total", type=int, default=400, help="streams in the throughput run")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--event-ms", type=float, default=10.0)
+    ap.add_argument("--gap-ms", type=float, default=0.0,
+                    help="idle time between TTFT requests (a VM's wake-ups from idle add "
+                         "to every thread hop)")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput runs each way")
     args = ap.parse_args()
     for backend in args.backend or ["sqlite"]:
         with scratch_database(backend, args.postgres_url) as url:

@@ -91,7 +91,12 @@ def jwt_for(user_id: str, **claims: object) -> str:
     return encode_openwebui_jwt({"id": user_id, **claims}, SECRET)
 
 
-def ledger(engine: Engine) -> list[TokenUsageLog]:
+def ledger(engine: Engine, timeout: float = 10.0) -> list[TokenUsageLog]:
+    """The ledger's rows once no reservation is pending (or ``timeout`` passed): the
+    gateway writes a stream's charge just after the client has its last byte."""
+    deadline = time.monotonic() + timeout
+    while reservations(engine) and time.monotonic() < deadline:
+        time.sleep(0.01)
     with Session(engine, expire_on_commit=False) as s:
         return list(s.scalars(sa.select(TokenUsageLog).order_by(TokenUsageLog.id)))
 

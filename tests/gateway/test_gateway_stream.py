@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import httpx
 import pytest
 from gw_support import ALICE_KEY, ledger, messages, reservations, wait_for
+
+from openwebui_token_tracking import Accountant
 
 
 def post(url: str, body: dict, key: str = ALICE_KEY, **kw) -> httpx.Response:
@@ -91,3 +94,29 @@ def test_mistral_reasoning_chunks_non_stream(gateway_url, gw_engine):
     message = r.json()["choices"][0]["message"]
     assert message["content"] and message.get("reasoning_content")
     assert r.json()["usage"]["total_tokens"] > 0
+
+
+def test_the_client_has_its_whole_answer_before_the_charge_is_written(
+        gateway_url, gw_engine, monkeypatch):
+    writing, release = threading.Event(), threading.Event()
+    settle = Accountant.settle
+
+    def slow_settle(self, *args, **kw):  # a database slow to commit the charge
+        writing.set()
+        release.wait(20)
+        return settle(self, *args, **kw)
+    monkeypatch.setattr(Accountant, "settle", slow_settle)
+    r = post(gateway_url, {"model": "gpt-4o-mini", "messages": messages(), "stream": True,
+                           "stream_options": {"include_usage": True}})
+    # The body ended (usage chunk and [DONE] included) while the charge is still written.
+    data = events(r.text)
+    assert data[-1] == "[DONE]"
+    usage = json.loads(data[-2])["usage"]
+    assert writing.wait(10)  # the charge is being written (it may start just after)
+    assert reservations(gw_engine) == 1  # and is not written yet
+    release.set()
+    [row] = ledger(gw_engine)
+    assert (row.status, row.entry_point) == ("completed", "gateway")
+    assert row.input_tokens + row.cached_input_tokens == usage["prompt_tokens"]
+    assert row.output_tokens == usage["completion_tokens"]
+    assert reservations(gw_engine) == 0

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ..accountant import Accountant
 from ..errors import ProviderError
 from ..metering import GATEWAY, Bill, MeteredRequest, finish, metered_deltas, send
+from ..metering.relay import AnswerEnd
 from ..openwebui.context import user_timezone
 from ..openwebui.sponsorship import resolve_binding
 from ..providers.client import ProviderStream
@@ -34,7 +35,7 @@ from ..storage.openwebui_access import user_timezone_name
 from .catalog import Catalog, Listed, readable
 from .config import Upstream
 from .requests import ChatRequest
-from .stream import EventStream
+from .stream import END_OF_BODY, EndOfBody, EventStream
 from .wire import DONE, Chunks, completion_body, error_body, event, model_card
 
 CALLER_TTL = 10.0
@@ -153,20 +154,24 @@ class Gateway:
         return found if found is not None and found.workspace is None else None
 
     async def _events(self, stream: ProviderStream, bill: Bill, req: ChatRequest
-                      ) -> AsyncIterator[bytes]:
+                      ) -> AsyncIterator[bytes | EndOfBody]:
         chunks = Chunks(req.model)
         yield chunks.role()
         try:
-            async with aclosing(metered_deltas(stream, bill)) as deltas:
+            async with aclosing(metered_deltas(stream, bill, announce_end=True)) as deltas:
                 async for delta in deltas:
-                    yield chunks.delta(delta)
+                    if not isinstance(delta, AnswerEnd):
+                        yield chunks.delta(delta)
+                        continue
+                    # The answer is complete: the client gets its end now, and the
+                    # charge is written after it (the loop runs on to the settlement).
+                    yield chunks.finish()
+                    if req.include_usage:
+                        yield chunks.usage(delta.usage)
+                    yield DONE
+                    yield END_OF_BODY
         except ProviderError as exc:
             yield event(error_body(str(exc), "api_error", "upstream_error"))
-            return
-        yield chunks.finish()
-        if req.include_usage and bill.settlement is not None:
-            yield chunks.usage(bill.settlement.usage)
-        yield DONE
 
     async def aclose(self) -> None:
         for client in self._clients.values():

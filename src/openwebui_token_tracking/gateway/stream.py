@@ -5,6 +5,10 @@ send fails, which a stalled provider may delay indefinitely, and leaves the body
 generator to the garbage collector. Here a disconnect cancels the stream at once and
 the generator is closed before the response returns, so ``metering.relay`` charges a
 stopped stream while the request is still being handled.
+
+A generator may yield ``END_OF_BODY`` once its answer is complete: the body ends there
+(the client has its whole answer) and the rest of the generator, the charge, runs to its
+end shielded from cancellation, before the request's handling ends.
 """
 
 from __future__ import annotations
@@ -18,11 +22,33 @@ from starlette.types import Receive, Scope, Send
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+class EndOfBody:
+    """The answer is complete: end the response body here (see the module's doc)."""
+
+
+END_OF_BODY = EndOfBody()
+
+
 class EventStream(StreamingResponse):
     media_type = "text/event-stream"
 
     def __init__(self, content: object) -> None:
         super().__init__(content, headers=HEADERS)  # type: ignore[arg-type]
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        async for chunk in self.body_iterator:
+            if chunk is END_OF_BODY:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                with anyio.CancelScope(shield=True):  # the bookkeeping after the answer
+                    async for _ in self.body_iterator:
+                        pass
+                return
+            if not isinstance(chunk, bytes | memoryview):
+                chunk = chunk.encode(self.charset)  # type: ignore[union-attr]
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

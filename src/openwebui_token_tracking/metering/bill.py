@@ -115,6 +115,11 @@ class Bill:
         return Usage(input_tokens=self.prompt_tokens,
                      output_tokens=tokens_for_chars(self.output_chars))
 
+    def usage_to_charge(self, seen: Usage | None) -> Usage:
+        """What ``settle`` charges: the server's usage if it reported any, else the
+        estimate (``seen`` itself when it is used)."""
+        return seen if seen is not None and not seen.is_empty() else self.estimate()
+
     async def admit(self) -> Admitted:
         """Reserve the estimated cost; a limit refusal is raised with the user's message,
         and so is a database that cannot be reached (fail closed, see ``outage``).
@@ -162,9 +167,8 @@ class Bill:
         if self._closed or self.admitted is None:
             return self.settlement
         self._closed = True
-        usage = seen if seen is not None and not seen.is_empty() else None
-        if usage is None:
-            usage = self.estimate()
+        usage = self.usage_to_charge(seen)
+        if usage is not seen:
             if status == "completed":
                 status = "estimated"
                 warn_no_usage_once(self.provider, self.request.model_id)

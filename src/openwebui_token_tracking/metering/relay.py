@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import Literal, overload
 
 import anyio
 import httpx
 
+from ..accounting.usage import Usage
 from ..errors import ProviderError
 from ..providers.client import ProviderStream, complete, open_stream
 from ..providers.protocol import Completion, Delta, HTTPCall, WireProtocol
@@ -50,9 +52,31 @@ async def finish(bill: Bill, answer: Completion) -> Settlement:
     return settled
 
 
-async def metered_deltas(stream: ProviderStream, bill: Bill) -> AsyncGenerator[Delta, None]:
+class AnswerEnd:
+    """Yielded by ``metered_deltas(..., announce_end=True)`` once the provider's answer
+    is complete and before its charge is written: ``usage`` is what will be charged."""
+
+    def __init__(self, usage: Usage) -> None:
+        self.usage = usage
+
+
+@overload
+def metered_deltas(stream: ProviderStream, bill: Bill, *,
+                   announce_end: Literal[False] = False) -> AsyncGenerator[Delta, None]: ...
+
+
+@overload
+def metered_deltas(stream: ProviderStream, bill: Bill, *,
+                   announce_end: Literal[True]) -> AsyncGenerator[Delta | AnswerEnd, None]: ...
+
+
+async def metered_deltas(stream: ProviderStream, bill: Bill, *, announce_end: bool = False
+                         ) -> AsyncGenerator[Delta | AnswerEnd, None]:
     """The stream's deltas; when it ends, ``bill.settlement`` holds the charge.
 
+    ``announce_end``: yield an ``AnswerEnd`` between the last delta and the charge, so
+    the caller can finish its answer while the charge is written (it must then keep
+    iterating to the end: the charge is written by the generator).
     Close this generator (``contextlib.aclosing``) when the consumer stops early, so
     the charge is written at once rather than when the generator is collected.
     """
@@ -62,6 +86,8 @@ async def metered_deltas(stream: ProviderStream, bill: Bill) -> AsyncGenerator[D
             bill.add_output(delta.text)
             yield delta
         await stream.aclose()
+        if announce_end:
+            yield AnswerEnd(bill.usage_to_charge(stream.usage))
         await bill.settle(stream.usage, "completed")
     except ProviderError:
         status = "error"

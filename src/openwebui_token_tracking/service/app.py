@@ -111,11 +111,11 @@ def create_app(database_url: str | None = None, *, admin_token: str | None = Non
         secure_cookies=secure_cookies,
     )
     _install_handlers(app, templates)
+    app.router.routes[:0] = gateway_routes  # first: the hot path matches at once
     app.include_router(api.router)
     app.include_router(alerts_api.router)
     app.include_router(keys_api.router)
     app.include_router(api_limits.router)
-    app.router.routes.extend(gateway_routes)
     app.include_router(pages.router)
     app.include_router(forms.router)
     app.include_router(forms_limits.router)
