@@ -139,7 +139,7 @@ def reserve(
     terms = None
     if allowance is None:  # the user's terms, the settings and the price: one round trip
         terms = admission_terms(session, user_id, provider, model_id, api_key_id, now)
-        price = terms.price or require_price(session, provider, model_id, now)
+        price = terms.price or resolve_price(session, provider, model_id, now)
         settings = settings or budget_settings_from(session, terms.settings)
     else:
         price = require_price(session, provider, model_id, now)
