@@ -24,6 +24,7 @@ from ..accounting.budget import Window, window_for
 from ..errors import NotFoundError
 from . import counters
 from .counters import Balance, Limit
+from .prepared import run
 from .schema import BudgetCounter, SponsoredAllowance, TokenUsageLog
 from .scopes import SPONSOR_TOTAL, SPONSOR_USER
 from .settings_store import BudgetSettings, budget_settings_from
@@ -112,13 +113,12 @@ def balances(session: Session, user_id: str, now: datetime, *, allowance_name: s
     params: dict[str, object] = {"user_id": user_id, "w_key": window.key,
                                  "w_start": window.start, "w_end": window.end}
     if allowance_id is not None:
-        row = session.execute(_statement(session, True),
-                              {**params, "id": parse_allowance_id(allowance_id)}).first()
+        row = run(session, _statement(session, True),
+                  {**params, "id": parse_allowance_id(allowance_id)}).first()
         if row is not None and allowance_name is not None and row.name != allowance_name:
             row = None
     else:
-        row = session.execute(_statement(session, False),
-                              {**params, "name": allowance_name}).first()
+        row = run(session, _statement(session, False), {**params, "name": allowance_name}).first()
     if row is None:
         what = f"id {allowance_id}" if allowance_id is not None else f"name {allowance_name!r}"
         raise NotFoundError(f"sponsored allowance with {what} does not exist")
