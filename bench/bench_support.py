@@ -48,8 +48,10 @@ def scratch_database(backend: str, postgres_url: str = DEFAULT_POSTGRES_URL, *,
             admin.dispose()
 
 
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    """Milliseconds of each of ``n`` calls."""
+def timed(fn: Callable[[], object], n: int, warmup: int = 0) -> list[float]:
+    """Milliseconds of each of ``n`` calls (after ``warmup`` untimed ones)."""
+    for _ in range(warmup):
+        fn()
     out = []
     for _ in range(n):
         t0 = time.perf_counter_ns()
