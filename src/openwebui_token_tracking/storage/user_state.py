@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from ..accounting.limits import effective_caps, most_generous
 from ..accounting.pricing import Price
 from .openwebui_groups import GroupTables, group_tables, user_openwebui_groups
-from .prepared import Prepared, as_uuid
+from .prepared import as_uuid, run
 from .prices import PRICE_COLUMNS, PriceInput, price_in_force
 from .schema import (
     BaseSetting,
@@ -278,16 +278,15 @@ def build_statement(dialect: str, kind: GroupTables, *, balance: bool) -> sa.Com
     return sa.union_all(*parts)
 
 
-_statements: dict[tuple[str, GroupTables, bool], Prepared] = {}
+_statements: dict[tuple[str, GroupTables, bool], sa.CompoundSelect] = {}
 
 
-def _statement(session: Session, balance: bool) -> Prepared:
-    dialect = session.get_bind().dialect
-    key = (dialect.name, group_tables(session), balance)
+def _statement(session: Session, balance: bool) -> sa.CompoundSelect:
+    dialect = session.get_bind().dialect.name
+    key = (dialect, group_tables(session), balance)
     stmt = _statements.get(key)
     if stmt is None:
-        stmt = _statements[key] = Prepared(
-            build_statement(dialect.name, key[1], balance=balance), dialect)
+        stmt = _statements[key] = build_statement(dialect, key[1], balance=balance)
     return stmt
 
 
@@ -324,11 +323,11 @@ def admission_terms(session: Session, user_id: str, provider: str, model_id: str
                     api_key_id: str | None = None, at: datetime | None = None) -> UserTerms:
     """The settings, the user's groups, the caps on this model and provider, the cap
     of the API key the request came with and the model's price in force at ``at``."""
-    return _fold(_statement(session, False).run(session, {
+    return _fold(run(session, _statement(session, False), {
         "user_id": user_id, "model_id": model_id, "provider": provider,
         "api_key_id": api_key_id, "at": at}).rows)
 
 
 def balance_terms(session: Session, user_id: str) -> UserTerms:
     """The settings, the user's groups, every cap that applies and the latest counters."""
-    return _fold(_statement(session, True).run(session, {"user_id": user_id}).rows)
+    return _fold(run(session, _statement(session, True), {"user_id": user_id}).rows)
