@@ -272,3 +272,23 @@ def test_refusals_are_counted_by_reason_and_roll_back_nothing_else(lab):
     assert totals == {("user_limit", "gpt"): 2, ("model_not_covered", "mini"): 1,
                       ("sponsored_total_limit", "gpt"): 1}
     assert lab.balance("u-bob", allowance_name="lab").limits[0].reserved == 0
+
+
+def test_a_repeated_admission_returns_the_first_and_holds_nothing_more(acct):
+    """An admission retried after a COMMIT of unknown outcome finds its reservation id
+    taken: it returns the first admission, and the hold its batch placed with the
+    INSERT is taken back (the counter holds one estimate, not two)."""
+    from openwebui_token_tracking.storage import ledger
+
+    def reserve(s):
+        return ledger.reserve(s, user_id="u-alice", provider="openai", model_id="gpt",
+                              estimate=out(3), now=NOW, reservation_id="r-once")
+    first = acct.run(reserve)
+    again = acct.run(reserve)
+    assert again.reservation_id == first.reservation_id == "r-once"
+    assert again.estimate_micro == first.estimate_micro == 3_000_000
+    state = acct.balance("u-alice").limits[0]
+    assert (state.reserved, state.remaining) == (Decimal(3), Decimal(7))
+    acct.settle("r-once", out(1))
+    state = acct.balance("u-alice").limits[0]
+    assert (state.spent, state.reserved) == (Decimal(1), 0)

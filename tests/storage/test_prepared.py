@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from openwebui_token_tracking.storage import migrate
-from openwebui_token_tracking.storage.prepared import Prepared, as_uuid, run
+from openwebui_token_tracking.storage.prepared import Prepared, as_uuid, fixed_values, run
 from openwebui_token_tracking.storage.schema import BaseSetting, Reservation
 
 settings = BaseSetting.__table__
@@ -83,6 +83,28 @@ def test_an_update_reports_the_rows_it_matched(db):
         s.commit()
     with pytest.raises(TypeError, match="INSERT"):
         Prepared(sa.insert(settings), db.dialect)
+
+
+def test_an_insert_with_every_value_given_runs_prepared(db):
+    insert = fixed_values(sa.insert(reservations), reservations).returning(
+        reservations.c.id, reservations.c.created_at)
+    values = {c.name: None for c in reservations.columns}
+    values.update(id="r2", user_id="u", provider="p", model_id="m", estimate_micro=7,
+                  window_start=0, created_at=AT, expires_at=AT, estimate_input_tokens=1,
+                  estimate_output_tokens=2, rate_tokens=0, sponsored_allowance_id=SPONSOR)
+    with Session(db) as s:
+        [row] = run(s, insert, values).rows
+        s.commit()
+    assert row.id == "r2" and row.created_at == AT
+    with db.connect() as c:
+        stored = c.execute(sa.select(reservations).where(reservations.c.id == "r2")).one()
+    assert stored.sponsored_allowance_id == SPONSOR and stored.estimate_micro == 7
+    with Session(db) as s, pytest.raises(KeyError):  # every value must be given
+        run(s, insert, {"id": "r3"})
+    defaults = sa.Table("tt_defaults", sa.MetaData(), sa.Column("a", sa.Integer),
+                        sa.Column("b", sa.Integer, default=1))
+    with pytest.raises(TypeError, match="Python defaults"):
+        Prepared(sa.insert(defaults).values(a=sa.bindparam("a")), db.dialect)
 
 
 def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(db):

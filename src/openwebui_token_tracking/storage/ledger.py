@@ -58,7 +58,7 @@ from .counters import (
     usage_log,
 )
 from .key_budgets import key_limit, key_limit_of
-from .prepared import run
+from .prepared import fixed_values, run
 from .prices import price_at
 from .schema import Reservation, SponsoredAllowance
 from .settings_store import BudgetSettings, budget_settings, budget_settings_from
@@ -167,7 +167,7 @@ def reserve(
     window_start = limits[-1].key.window_start if limits else 0
     held = _held_counters(limits) if allowance is None else None
     rid = reservation_id or str(uuid.uuid4())
-    inserted = session.execute(_reservation_insert(session.get_bind().dialect.name), dict(
+    inserted = run(session, _reservation_insert(session.get_bind().dialect.name), dict(
         id=rid, user_id=user_id, provider=provider, model_id=model_id,
         sponsored_allowance_id=allowance.id if allowance else None,
         estimate_micro=estimate_micro, window_start=window_start,
@@ -254,15 +254,16 @@ def _insert(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
 
 # Built once per backend; executions only bind values (building and caching an INSERT
 # with literal values costs more than the database's work on it).
+# Every column is given (``fixed_values``), so they run prepared (``prepared.run``).
 @functools.cache
-def _reservation_insert(dialect: str) -> sa.Executable:
-    return (_insert(dialect, reservation_table).on_conflict_do_nothing()
-            .returning(reservation_table.c.estimate_micro))
+def _reservation_insert(dialect: str) -> sa.Insert:
+    return (fixed_values(_insert(dialect, reservation_table), reservation_table)
+            .on_conflict_do_nothing().returning(reservation_table.c.estimate_micro))
 
 
 @functools.cache
-def _usage_insert(dialect: str, keyed: bool) -> sa.Executable:
-    stmt = _insert(dialect, usage_log)
+def _usage_insert(dialect: str, keyed: bool) -> sa.Insert:
+    stmt = fixed_values(_insert(dialect, usage_log), usage_log)
     if keyed:  # a (chat, message) already charged is dropped, not charged twice
         stmt = stmt.on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
     return stmt.returning(usage_log.c.id)
@@ -271,8 +272,8 @@ def _usage_insert(dialect: str, keyed: bool) -> sa.Executable:
 def _insert_usage(session: Session, values: dict[str, object]) -> int | None:
     """Insert a ledger row; None when (chat_id, message_id) was already charged."""
     keyed = values.get("chat_id") is not None and values.get("message_id") is not None
-    stmt = _usage_insert(session.get_bind().dialect.name, keyed)
-    return session.execute(stmt, values).scalar()
+    row = run(session, _usage_insert(session.get_bind().dialect.name, keyed), values).first()
+    return None if row is None else int(row[0])
 
 
 def _usage_values(usage: Usage) -> dict[str, int]:
@@ -400,7 +401,8 @@ def record_usage(
         "created_at": now, "user_id": user_id, "provider": provider, "model_id": model_id,
         "sponsored_allowance_id": allowance.id if allowance else None, **_usage_values(usage),
         "charged_micro": charged, "status": status, "chat_id": chat_id,
-        "message_id": message_id, "task": task, "entry_point": entry_point,
+        "message_id": message_id, "task": task, "api_key_id": None,
+        "entry_point": entry_point,
     })
     if row_id is None or not charged:  # free models are exempt from every limit
         return row_id

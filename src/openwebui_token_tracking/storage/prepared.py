@@ -13,8 +13,8 @@ and keeps what matters:
 - a driver error is raised wrapped as SQLAlchemy wraps it (a dead connection is
   invalidated), so retries and error translation are unchanged.
 
-Only SELECT, UPDATE and DELETE: an INSERT's compiled form and Python-side defaults
-depend on the values given, which SQLAlchemy handles at execution.
+An INSERT only with every value given (``fixed_values``): otherwise its compiled form and
+Python-side defaults depend on the values given, which SQLAlchemy handles at execution.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import uuid
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
@@ -55,7 +55,7 @@ class Prepared:
 
     def __init__(self, statement: sa.ClauseElement, dialect: Dialect) -> None:
         if isinstance(statement, sa.Insert):
-            raise TypeError("an INSERT depends on the values given: execute it normally")
+            _check_fixed_insert(statement)
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise TypeError("a statement with expanding parameters cannot be prepared")
@@ -75,6 +75,8 @@ class Prepared:
             if process is not None:
                 self._result.append((i, process))
         self._row = namedtuple("Row", [str(c.key) for c in columns], rename=True)  # type: ignore[misc]
+        self._returns_rows = bool(columns)
+        """Known here: asking the cursor (``description``) builds column objects."""
 
     def args(self, params: Mapping[str, Any]) -> Any:
         values = {**self._fixed, **params}
@@ -94,7 +96,7 @@ class Prepared:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, args)
-            raw = list(cursor.fetchall()) if cursor.description is not None else []
+            raw = list(cursor.fetchall()) if self._returns_rows else []
             return Ran(self._rows(raw), len(raw) if raw else cursor.rowcount)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise self._wrapped(conn, cursor, exc, args) from exc
@@ -123,6 +125,32 @@ class Prepared:
         return cast(sa.exc.DBAPIError, sa.exc.DBAPIError.instance(
             self.sql, args, exc, conn.dialect.loaded_dbapi.Error,
             connection_invalidated=dead, dialect=conn.dialect))
+
+
+InsertT = TypeVar("InsertT", bound=sa.Insert)
+
+
+def fixed_values(insert: InsertT, table: sa.Table) -> InsertT:
+    """``insert`` with a bound parameter for every column of ``table`` (the
+    auto-incremented key excepted), named as the column: a fixed shape that can be
+    prepared; each execution must give every value."""
+    auto = table.autoincrement_column
+    return insert.values({c.name: sa.bindparam(c.name, type_=c.type)
+                          for c in table.columns if c is not auto})
+
+
+def _check_fixed_insert(statement: sa.Insert) -> None:
+    values = getattr(statement, "_values", None)
+    if not values:
+        raise TypeError("an INSERT without explicit values depends on the values given: "
+                        "build it with fixed_values() or execute it normally")
+    given = {getattr(c, "key", c) for c in values}
+    table = cast(sa.Table, statement.table)
+    missing = [c.name for c in table.columns
+               if c.key not in given and (c.default is not None or c.onupdate is not None)]
+    if missing:
+        raise TypeError(f"an INSERT leaving out columns with Python defaults ({missing}) "
+                        "cannot be prepared")
 
 
 _prepared: dict[tuple[int, str], tuple[sa.ClauseElement, Prepared]] = {}
