@@ -33,6 +33,7 @@ from .accounting.usage import Usage
 from .errors import DatabaseError, InvalidInputError, TokenTrackingError
 from .pending import PendingCharges
 from .storage import alerts, balances, counters, ledger, refusals, scopes, sponsors
+from .storage import at_once as at_once_module
 from .storage import engine as engine_module
 from .storage.engine import LOCK_WAIT_S, get_engine, read_only_options, redact, write_gate
 from .storage.ledger import Admitted
@@ -155,23 +156,30 @@ class Accountant:
         self._read_only = read_only_options(self.engine)
         self._url = str(self.engine.url)
         self._write_gate = write_gate(self.engine)
+        self._postgresql = self.engine.dialect.name == "postgresql"
         self._last_sweep: datetime | None = None
         self.clock = clock
         self.pending = PendingCharges()
         """Settlements queued after the database failed them (see ``settle``)."""
 
     def run(self, work: Callable[[Session], T], *, read_only: bool = False,
-            retry: RetryPolicy = ONCE_MORE, what: str = "database work") -> T:
+            autocommit: bool = False, retry: RetryPolicy = ONCE_MORE,
+            what: str = "database work") -> T:
         """Run ``work`` in one transaction, translating database errors.
 
         ``read_only`` work reads without a transaction (each statement sees the latest
-        committed state) and takes no write lock on SQLite. Transient failures are
+        committed state) and takes no write lock on SQLite. ``autocommit`` work runs
+        the same way on PostgreSQL: each statement commits on its own, so every write
+        in it must be one atomic statement that is safe to repeat. Transient failures are
         retried as ``retry`` allows; ``work`` must then be safe to run again (it only
         touches the database through its session). A transaction that queued budget
         alerts starts their delivery after it committed.
         """
+        if autocommit and not self._postgresql:
+            raise ValueError("autocommit work runs on PostgreSQL only")
         with translate_db_errors(self._url):
-            return call_with_retry(lambda: self._attempt(work, read_only), retry, what)
+            return call_with_retry(lambda: self._attempt(work, read_only or autocommit),
+                                   retry, what)
 
     def _deliver_alerts(self) -> None:
         """The transaction just committed queued alerts: deliver them in a background
@@ -241,20 +249,38 @@ class Accountant:
         ``entry_point``: pipe, filter or gateway, recorded on the row and refusal counts.
         The reservation id is chosen before the first try, so a retry after a COMMIT of
         unknown outcome returns the first try's reservation instead of holding twice.
+
+        On PostgreSQL the terms are read and, when one limit applies, the admission is
+        written in one atomic statement, without a transaction (``storage.at_once``);
+        anything else (more limits, a counter to create, a refusal) is held in a
+        transaction. On SQLite reading and holding share one write transaction.
         """
         now = now or self.clock()
         rid = str(uuid.uuid4())
 
-        def work(session: Session) -> Admitted:
+        def plan(session: Session) -> ledger.Plan:
             allowance = self._allowance(session, allowance_name, allowance_id)
-            return ledger.reserve(
+            return ledger.plan(
                 session, user_id=user_id, provider=provider, model_id=model_id,
                 estimate=estimate, now=now, allowance=allowance, enforce=enforce,
                 chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
                 entry_point=entry_point, reservation_id=rid)
+
+        def at_once(session: Session) -> Admitted | ledger.Plan:
+            planned = plan(session)
+            return at_once_module.hold_at_once(session, planned) or planned
+
         self._maybe_sweep(now)
         try:
-            return self.run(work, retry=ADMIT_RETRY, what="admission")
+            if self._postgresql:
+                done = self.run(at_once, autocommit=True, retry=ADMIT_RETRY, what="admission")
+                if isinstance(done, Admitted):
+                    return done
+                planned = done
+                return self.run(lambda s: ledger.hold(s, planned), retry=ADMIT_RETRY,
+                                what="admission")
+            return self.run(lambda s: ledger.hold(s, plan(s)), retry=ADMIT_RETRY,
+                            what="admission")
         except TokenTrackingError as exc:
             reason = refusals.reason_of(exc)
             if reason is not None:

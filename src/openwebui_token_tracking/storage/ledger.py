@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -104,7 +104,51 @@ def require_price(session: Session, provider: str, model_id: str, now: datetime)
     return price if price is not None else resolve_price(session, provider, model_id, now)
 
 
-def reserve(
+@dataclass(frozen=True)
+class Plan:
+    """An admission worked out from the user's terms (``plan``), before anything is
+    written: the reservation row and the limits to hold its estimate on (``hold``)."""
+
+    row: dict[str, object]
+    """The reservation row, every column."""
+    holds: list[Limit]
+    """In the order they are locked (the user's allowance first)."""
+    rates: rate_limits.RateLimits | None
+    rate_tokens: int
+    estimate_micro: int
+    price: Price
+    free: bool
+    enforce: bool
+    now: datetime
+
+    @property
+    def reservation_id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def user_id(self) -> str:
+        return str(self.row["user_id"])
+
+    def admitted(self) -> Admitted:
+        return Admitted(self.reservation_id, self.estimate_micro, self.price, self.free)
+
+    @property
+    def one_hold(self) -> Limit | None:
+        """The only limit, when the whole admission is one conditional write on it:
+        enforced, priced, no rate limit to count (see ``storage.at_once``)."""
+        if (self.enforce and self.rates is None and len(self.holds) == 1
+                and self.estimate_micro > 0 and self.holds[0].limit_micro is not None):
+            return self.holds[0]
+        return None
+
+
+def reserve(session: Session, **request: Any) -> Admitted:
+    """Admit a request and hold its estimated cost, or raise a limit error
+    (``plan`` then ``hold`` in the caller's transaction; arguments as ``plan``'s)."""
+    return hold(session, plan(session, **request))
+
+
+def plan(
     session: Session,
     *,
     user_id: str,
@@ -121,8 +165,8 @@ def reserve(
     api_key_id: str | None = None,
     entry_point: str | None = None,
     reservation_id: str | None = None,
-) -> Admitted:
-    """Admit a request and hold its estimated cost, or raise a limit error.
+) -> Plan:
+    """Read what an admission needs (reads only) and work out what ``hold`` writes.
 
     ``enforce=False`` (Open WebUI background tasks) reserves without checking limits.
     Free models are always admitted. Unpriced models raise ``UnknownModelError``.
@@ -130,9 +174,6 @@ def reserve(
     budgets, and counts against the rate limits (``rate_limits``): each one more
     conditional write.
     ``api_key_id``: the key the request came with; a capped key is one more limit.
-    The reservation row is written before the counters: if ``reservation_id`` is
-    already taken, an earlier try of this same admission committed, and its admission
-    is returned without reserving again.
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
@@ -164,32 +205,44 @@ def reserve(
     if not free and allowance is not None and api_key_id is not None:
         key = key_limit(session, api_key_id, now, settings)
     rate_tokens = estimate.total_tokens if rates is not None else 0
-    window_start = limits[-1].key.window_start if limits else 0
-    held = _held_counters(limits) if allowance is None else None
-    rid = reservation_id or str(uuid.uuid4())
-    inserted = run(session, _reservation_insert(session.get_bind().dialect.name), dict(
-        id=rid, user_id=user_id, provider=provider, model_id=model_id,
-        sponsored_allowance_id=allowance.id if allowance else None,
-        estimate_micro=estimate_micro, window_start=window_start,
+    row: dict[str, object] = dict(
+        id=reservation_id or str(uuid.uuid4()), user_id=user_id, provider=provider,
+        model_id=model_id, sponsored_allowance_id=allowance.id if allowance else None,
+        estimate_micro=estimate_micro,
+        window_start=limits[-1].key.window_start if limits else 0,
         estimate_input_tokens=estimate.prompt_tokens,
         estimate_output_tokens=estimate.response_tokens,
         created_at=now, expires_at=now + timedelta(seconds=settings.reservation_ttl_seconds),
         chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
         api_key_window=None if key is None else key.key.window_start, entry_point=entry_point,
-        held_counters=held, rate_tokens=rate_tokens,
-        rate_minute=None if rates is None else minute_window(now).key,
-    )).first()
+        held_counters=_held_counters(limits) if allowance is None else None,
+        rate_tokens=rate_tokens, rate_minute=None if rates is None else minute_window(now).key,
+    )
+    return Plan(row, limits if key is None else [*limits, key], rates, rate_tokens,
+                estimate_micro, price, free, enforce, now)
+
+
+def hold(session: Session, plan: Plan) -> Admitted:
+    """Write the reservation and hold its estimate on each limit, or raise a refusal.
+
+    The reservation row is written before the counters: if its id is already taken, an
+    earlier try of this same admission committed, and its admission is returned without
+    reserving again.
+    """
+    rid = plan.reservation_id
+    inserted = run(session, _reservation_insert(session.get_bind().dialect.name),
+                   plan.row).first()
     if inserted is None:
         held_micro = session.scalar(sa.select(reservation_table.c.estimate_micro)
                                     .where(reservation_table.c.id == rid))
         logger.warning("admission %s was already committed by an earlier try", rid)
-        return Admitted(rid, int(held_micro if held_micro is not None else estimate_micro),
-                        price, free)
-    if rates is not None:
-        rate_limits.admit(session, user_id, rates, rate_tokens, now)
-    for limit in limits if key is None else [*limits, key]:
-        reserve_one(session, limit, estimate_micro, enforce)
-    return Admitted(rid, estimate_micro, price, free)
+        return Admitted(rid, int(held_micro if held_micro is not None else plan.estimate_micro),
+                        plan.price, plan.free)
+    if plan.rates is not None:
+        rate_limits.admit(session, plan.user_id, plan.rates, plan.rate_tokens, plan.now)
+    for limit in plan.holds:
+        reserve_one(session, limit, plan.estimate_micro, plan.enforce)
+    return plan.admitted()
 
 
 def _held_counters(limits: list[Limit]) -> str | None:

@@ -1,0 +1,141 @@
+"""Admission with one limit: one atomic statement on PostgreSQL (``storage.at_once``),
+one write transaction on SQLite; the same outcome either way."""
+
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from openwebui_token_tracking import Accountant, Usage
+from openwebui_token_tracking.errors import DailyTokenLimitExceededError
+from openwebui_token_tracking.storage import at_once, ledger, prices, settings_store
+from openwebui_token_tracking.storage.prices import PriceInput
+from openwebui_token_tracking.storage.schema import BudgetCounter, Reservation
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+FIVE = Usage(output_tokens=5000)  # 5 credits at 1 credit per 1000 output tokens
+
+
+@pytest.fixture
+def acct(engine):
+    a = Accountant(engine, clock=lambda: NOW)
+
+    def setup(s):
+        settings_store.ensure_defaults(s)
+        settings_store.set_value(s, "base_credit_allowance", "10")
+        prices.set_price(s, provider="openai", model_id="gpt", name="GPT",
+                         price=PriceInput(0, 1, 1000, 1_000_000), now=NOW)
+    a.run(setup)
+    return a
+
+
+def admit(acct: Accountant, estimate: Usage = FIVE):
+    return acct.admit(user_id="u-alice", provider="openai", model_id="gpt", estimate=estimate)
+
+
+def warm(acct: Accountant) -> None:
+    """The window's counter exists (the first admission of a window creates it)."""
+    acct.settle(admit(acct, Usage(output_tokens=1)).reservation_id, Usage())
+
+
+def state(acct: Accountant) -> tuple[int, int]:
+    def read(s):
+        reserved = s.scalar(sa.select(BudgetCounter.reserved_micro)
+                            .where(BudgetCounter.subject == "u-alice"))
+        return int(reserved or 0), s.scalar(sa.select(sa.func.count()).select_from(Reservation))
+    return acct.run(read)
+
+
+def watch(engine) -> tuple[list[str], list[int]]:
+    statements: list[str] = []
+    commits: list[int] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda _c, _cur, sql, *_: statements.append(sql))
+    sa.event.listen(engine, "commit", lambda _c: commits.append(1))
+    return statements, commits
+
+
+def test_a_warm_admission_is_one_statement_on_postgresql_one_transaction_on_sqlite(
+        acct, engine, backend):
+    warm(acct)
+    statements, commits = watch(engine)
+    admitted = admit(acct)
+    statements, commits = list(statements), list(commits)  # the admission's own
+    assert admitted.estimate_micro == 5_000_000
+    assert state(acct) == (5_000_000, 1)
+    writes = [s for s in statements if s.lstrip().upper().startswith(("WITH", "INSERT",
+                                                                      "UPDATE"))]
+    if backend == "postgresql":
+        # the terms (a read) and the admission itself, no transaction around them
+        assert len(statements) == 2
+        assert "INSERT INTO token_tracking_reservation" in statements[1]
+        assert "UPDATE token_tracking_budget_counter" in statements[1]
+        assert len(commits) == 0
+    else:
+        assert statements[0] == "BEGIN IMMEDIATE"
+        assert any(s.startswith("INSERT INTO token_tracking_reservation") for s in writes)
+        assert len(commits) == 1
+        with pytest.raises(ValueError, match="PostgreSQL only"):
+            acct.run(lambda s: None, autocommit=True)
+
+
+def test_a_cold_window_and_a_refusal_take_the_transactional_path(acct):
+    admitted = admit(acct)  # no counter yet: created in a transaction
+    assert state(acct) == (5_000_000, 1)
+    admit(acct)
+    with pytest.raises(DailyTokenLimitExceededError, match="0 credits left of 10"):
+        admit(acct)  # refused: nothing written
+    assert state(acct) == (10_000_000, 2)
+    acct.settle(admitted.reservation_id, Usage(output_tokens=1000))
+    assert state(acct) == (5_000_000, 1)
+    assert acct.balance("u-alice").remaining == Decimal(4)
+
+
+def test_the_statement_writes_nothing_unless_it_holds_and_inserts(acct, backend):
+    warm(acct)
+    if backend != "postgresql":  # one write transaction (BEGIN IMMEDIATE) holds on SQLite
+        with pytest.raises(ValueError):
+            acct.run(lambda s: at_once.hold_at_once(s, ledger.plan(
+                s, user_id="u-alice", provider="openai", model_id="gpt", estimate=FIVE,
+                now=NOW)), autocommit=True)
+        return
+
+    def plan(s, estimate=FIVE, rid="r-1"):
+        return ledger.plan(s, user_id="u-alice", provider="openai", model_id="gpt",
+                           estimate=estimate, now=NOW, reservation_id=rid)
+
+    def try_once(estimate=FIVE, rid="r-1"):
+        return acct.run(lambda s: at_once.hold_at_once(s, plan(s, estimate, rid)),
+                        autocommit=True)
+    assert try_once() is not None
+    assert try_once() is None  # the id is taken: an earlier try committed
+    assert state(acct) == (5_000_000, 1)
+    assert try_once(Usage(output_tokens=6000), "r-2") is None  # over the limit
+    assert state(acct) == (5_000_000, 1)
+    background = acct.run(lambda s: ledger.plan(
+        s, user_id="u-alice", provider="openai", model_id="gpt", estimate=FIVE, now=NOW,
+        enforce=False))
+    assert background.one_hold is None  # a background task is never refused: transactional
+
+
+def test_eight_threads_at_a_warm_limit_admit_only_what_fits(acct):
+    warm(acct)
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def request() -> None:
+        barrier.wait(timeout=30)
+        try:
+            admit(acct)
+            outcomes.append("admitted")
+        except DailyTokenLimitExceededError:
+            outcomes.append("refused")
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["admitted"] * 2 + ["refused"] * 6
+    assert state(acct) == (10_000_000, 2)
