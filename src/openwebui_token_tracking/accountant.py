@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .accounting.alerts import crossed_thresholds
 from .accounting.limits import minute_window
 from .accounting.money import micro_to_credits
 from .accounting.pricing import Price
@@ -258,28 +259,29 @@ class Accountant:
         now = now or self.clock()
         rid = str(uuid.uuid4())
 
-        def plan(session: Session) -> ledger.Plan:
+        def plan(session: Session, may_write: bool = True) -> ledger.Plan:
             allowance = self._allowance(session, allowance_name, allowance_id)
             return ledger.plan(
                 session, user_id=user_id, provider=provider, model_id=model_id,
                 estimate=estimate, now=now, allowance=allowance, enforce=enforce,
                 chat_id=chat_id, message_id=message_id, task=task, api_key_id=api_key_id,
-                entry_point=entry_point, reservation_id=rid)
+                entry_point=entry_point, reservation_id=rid, may_write=may_write)
 
-        def at_once(session: Session) -> Admitted | ledger.Plan:
-            planned = plan(session)
+        def at_once(session: Session) -> Admitted | ledger.Plan | None:
+            try:
+                planned = plan(session, may_write=False)
+            except ledger.NeedsTransaction:
+                return None
             return at_once_module.hold_at_once(session, planned) or planned
 
         self._maybe_sweep(now)
         try:
-            if self._postgresql:
-                done = self.run(at_once, autocommit=True, retry=ADMIT_RETRY, what="admission")
-                if isinstance(done, Admitted):
-                    return done
-                planned = done
-                return self.run(lambda s: ledger.hold(s, planned), retry=ADMIT_RETRY,
-                                what="admission")
-            return self.run(lambda s: ledger.hold(s, plan(s)), retry=ADMIT_RETRY,
+            done = (self.run(at_once, autocommit=True, retry=ADMIT_RETRY, what="admission")
+                    if self._postgresql else None)
+            if isinstance(done, Admitted):
+                return done
+            planned = done
+            return self.run(lambda s: ledger.hold(s, planned or plan(s)), retry=ADMIT_RETRY,
                             what="admission")
         except TokenTrackingError as exc:
             reason = refusals.reason_of(exc)
@@ -322,13 +324,38 @@ class Accountant:
         actual usage never gets through.
         """
         now = self.clock()
+        what = f"settling reservation {reservation_id}"
 
         def work() -> int | None:
+            if self._postgresql and price is not None:  # one statement (storage.at_once)
+                done = self.run(lambda s: at_once_module.settle_at_once(
+                    s, reservation_id, usage, status, price), autocommit=True,
+                    retry=SETTLE_RETRY, what=what)
+                if done is not None:
+                    self._note_alerts(done, now)
+                    return done.row_id
             return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status,
                                                     price=price, now=now),
-                            retry=SETTLE_RETRY, what=f"settling reservation {reservation_id}")
-        return self._or_defer(work, f"settling reservation {reservation_id}",
-                              defer_on_failure)
+                            retry=SETTLE_RETRY, what=what)
+        return self._or_defer(work, what, defer_on_failure)
+
+    def _note_alerts(self, done: at_once_module.Settled, now: datetime) -> None:
+        """Record the budget alerts a charge settled in one statement crossed, in a
+        transaction of its own (an alert may be lost, never the charge)."""
+        before = done.spent_micro - done.charged_micro
+        thresholds = alerts.thresholds_of(done.thresholds)
+        if not done.charged_micro or not crossed_thresholds(
+                before, done.spent_micro, done.limit_micro, thresholds):
+            return
+        key = done.key
+        try:
+            self.run(lambda s: alerts.note_spend(
+                s, key, lambda: ledger.stored_window(s, done.created_at, key.window_start),
+                before=before, after=done.spent_micro, limit_micro=done.limit_micro,
+                thresholds_text=done.thresholds, at=now), what="recording a budget alert")
+        except DatabaseError:
+            logger.exception("could not record the budget alert of %s; the charge stands",
+                             key.subject)
 
     def release(self, reservation_id: str, *, defer_on_failure: bool = False) -> bool:
         """Give a reservation back (nothing used); retried and deferred as ``settle``."""

@@ -139,3 +139,59 @@ def test_eight_threads_at_a_warm_limit_admit_only_what_fits(acct):
         t.join()
     assert sorted(outcomes) == ["admitted"] * 2 + ["refused"] * 6
     assert state(acct) == (10_000_000, 2)
+
+
+# -- settlement ---------------------------------------------------------------------------
+
+def ledger_rows(acct):
+    from openwebui_token_tracking.storage.schema import TokenUsageLog
+    return acct.run(lambda s: [(r.charged_micro, r.output_tokens, r.status, r.chat_id)
+                               for r in s.scalars(sa.select(TokenUsageLog)
+                                                  .order_by(TokenUsageLog.id))])
+
+
+def test_settling_a_warm_reservation_is_one_statement_on_postgresql(acct, engine, backend):
+    warm(acct)
+    admitted = admit(acct)
+    statements, commits = watch(engine)
+    row_id = acct.settle(admitted.reservation_id, Usage(output_tokens=2000), "stopped",
+                         admitted.price)
+    statements, commits = list(statements), list(commits)
+    assert row_id is not None
+    assert ledger_rows(acct)[-1] == (2_000_000, 2000, "stopped", None)
+    assert state(acct) == (0, 0)
+    assert acct.balance("u-alice").remaining == Decimal(8)
+    if backend == "postgresql":
+        assert len(statements) == 1 and len(commits) == 0
+        assert "DELETE FROM token_tracking_reservation" in statements[0]
+    else:
+        assert len(commits) == 1
+    assert acct.settle(admitted.reservation_id, Usage(output_tokens=2000)) is None  # once
+
+
+def test_a_chat_message_charged_twice_is_dropped_and_its_hold_released(acct):
+    warm(acct)
+    first, second = (acct.admit(user_id="u-alice", provider="openai", model_id="gpt",
+                                estimate=FIVE, chat_id="c1", message_id="m1")
+                     for _ in range(2))
+    assert acct.settle(first.reservation_id, Usage(output_tokens=1000), price=first.price)
+    assert acct.settle(second.reservation_id, Usage(output_tokens=1000),
+                       price=second.price) is None
+    assert [r[0] for r in ledger_rows(acct)][-1:] == [1_000_000]
+    assert len(ledger_rows(acct)) == 2  # the warm-up's and the message's
+    assert state(acct) == (0, 0)
+    assert acct.balance("u-alice").remaining == Decimal(9)
+
+
+def test_a_reservation_holding_more_is_settled_in_a_transaction(acct, engine):
+    from openwebui_token_tracking.storage import caps
+
+    acct.run(lambda s: caps.set_cap(s, kind="model", target="gpt", credit_limit=6))
+    warm(acct)
+    admitted = admit(acct)
+    statements, commits = watch(engine)
+    acct.settle(admitted.reservation_id, Usage(output_tokens=3000), price=admitted.price)
+    assert len(commits) == 1 and len(statements) > 1
+    report = acct.balance("u-alice")
+    caps_left = [lim.remaining for lim in report.limits if lim.scope == "model_cap"]
+    assert report.remaining == Decimal(7) and caps_left == [Decimal(3)]

@@ -1,4 +1,5 @@
-"""PostgreSQL: an admission with one limit to hold, in one atomic statement.
+"""PostgreSQL: admission and settlement of a request with one limit, each in one
+atomic statement.
 
 Most requests hold their estimate on a single counter (the user's own allowance: no
 team budget, spend cap, capped key or rate limit). For them the conditional write and
@@ -21,19 +22,32 @@ writes nothing unless both parts succeed: when the counter is missing, the limit
 reached, or the reservation id is taken (an earlier try of the same admission
 committed), nothing was written and the caller takes the transactional path
 (``ledger.hold``), which creates counters, words refusals and finds earlier tries.
+
+Settling such a reservation is likewise one statement (``settle_at_once``): delete the
+reservation, insert the ledger row (dropped if its chat message was already charged),
+move its estimate from reserved to spent on the counter, and return what the budget
+alerts need. It applies only to a reservation that holds nothing but the user's
+existing counter (anything else is settled by ``ledger.settle`` in a transaction). An
+alert the charge triggers is then recorded in a transaction of its own: as in
+``alerts.note_spend``, an alert may be lost, never the charge.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import cast
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from .counters import counter
-from .ledger import Admitted, Plan, reservation_table
+from ..accounting.pricing import Price, charge
+from ..accounting.usage import Usage
+from . import alerts
+from .counters import USER, CounterKey, counter, usage_log
+from .ledger import STATUSES, Admitted, Plan, reservation_table
 from .prepared import run
 
 
@@ -83,3 +97,87 @@ def hold_at_once(session: Session, plan: Plan) -> Admitted | None:
     if held and inserted:
         return plan.admitted()
     return None
+
+
+@functools.cache
+def _settle_statement() -> sa.Select[Any]:
+    res, log = reservation_table, usage_log
+    own_counter = sa.and_(counter.c.scope == USER, counter.c.subject == res.c.user_id,
+                          counter.c.window_start == res.c.window_start)
+    taken = (
+        sa.delete(res)
+        .where(res.c.id == sa.bindparam("rid"), res.c.held_counters.is_(None),
+               res.c.api_key_window.is_(None), res.c.rate_minute.is_(None),
+               res.c.sponsored_allowance_id.is_(None),
+               sa.exists().where(own_counter))
+        .returning(res.c.user_id, res.c.provider, res.c.model_id, res.c.created_at,
+                   res.c.window_start, res.c.estimate_micro, res.c.chat_id,
+                   res.c.message_id, res.c.task, res.c.api_key_id, res.c.entry_point)
+        .cte("taken")
+    )
+    given = {name: sa.cast(sa.bindparam(name, type_=log.c[name].type), log.c[name].type)
+             for name in ("input_tokens", "cached_input_tokens", "cache_write_tokens",
+                          "output_tokens", "reasoning_tokens", "charged_micro", "status")}
+    columns = ["created_at", "user_id", "provider", "model_id", *given, "chat_id",
+               "message_id", "task", "api_key_id", "entry_point"]
+    logged = (
+        postgresql.insert(log).from_select(columns, sa.select(
+            taken.c.created_at, taken.c.user_id, taken.c.provider, taken.c.model_id,
+            *given.values(), taken.c.chat_id, taken.c.message_id, taken.c.task,
+            taken.c.api_key_id, taken.c.entry_point))
+        .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])  # charged once
+        .returning(log.c.id).cte("logged")
+    )
+    charged = sa.case((sa.exists(sa.select(logged.c.id)), given["charged_micro"]),
+                      else_=sa.literal(0, sa.BigInteger))
+    spent = (
+        sa.update(counter)
+        .where(counter.c.scope == USER, counter.c.subject == taken.c.user_id,
+               counter.c.window_start == taken.c.window_start)
+        .values(spent_micro=counter.c.spent_micro + charged,
+                reserved_micro=counter.c.reserved_micro - taken.c.estimate_micro)
+        .returning(counter.c.spent_micro, counter.c.limit_micro,
+                   alerts.THRESHOLDS_SETTING.label("thresholds"))
+        .cte("spent")
+    )
+    return (sa.select(taken.c.user_id, taken.c.created_at, taken.c.window_start,
+                      sa.select(logged.c.id).scalar_subquery().label("row_id"),
+                      spent.c.spent_micro, spent.c.limit_micro, spent.c.thresholds)
+            .select_from(taken.join(spent, sa.true(), isouter=True)))
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A settlement done in one statement: the ledger row (None: the chat message was
+    already charged) and what the budget alerts need."""
+
+    row_id: int | None
+    charged_micro: int
+    key: CounterKey
+    created_at: datetime
+    spent_micro: int
+    limit_micro: int | None
+    thresholds: str | None
+
+
+def settle_at_once(session: Session, reservation_id: str, usage: Usage, status: str,
+                   price: Price) -> Settled | None:
+    """Settle a reservation that holds only the user's counter, in one statement; None
+    when nothing was done: the reservation holds more (or is gone), for ``ledger.settle``
+    to handle in a transaction. ``session`` runs each statement on its own."""
+    if status not in STATUSES:
+        return None  # ledger.settle says why
+    charged = charge(usage, price).micro_credits
+    row = run(session, _settle_statement(), {
+        "rid": reservation_id, "input_tokens": usage.input_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "output_tokens": usage.output_tokens, "reasoning_tokens": usage.reasoning_tokens,
+        "charged_micro": charged, "status": status}).first()
+    if row is None:
+        return None
+    return Settled(None if row.row_id is None else int(row.row_id),
+                   charged if row.row_id is not None else 0,
+                   CounterKey(USER, row.user_id, int(row.window_start)), row.created_at,
+                   int(row.spent_micro), None if row.limit_micro is None
+                   else int(row.limit_micro), row.thresholds)

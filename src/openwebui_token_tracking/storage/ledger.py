@@ -97,6 +97,18 @@ def check_allowance_usable(allowance: SponsoredAllowance, model_id: str, now: da
             reason="allowance_expired")
 
 
+class NeedsTransaction(Exception):  # noqa: N818  (a signal, not a failure)
+    """``plan(..., may_write=False)`` met a write (a model id's first price): plan the
+    admission again in a transaction. Never leaves the package."""
+
+
+def _resolve(session: Session, provider: str, model_id: str, now: datetime,
+             may_write: bool) -> Price:
+    if not may_write:
+        raise NeedsTransaction(f"{provider}/{model_id} has no price recorded yet")
+    return resolve_price(session, provider, model_id, now)
+
+
 def require_price(session: Session, provider: str, model_id: str, now: datetime) -> Price:
     """The price in force; a model id without one is resolved through genai-prices'
     matching once (``aliases.resolve_price``) or refused with ``UnknownModelError``."""
@@ -165,8 +177,13 @@ def plan(
     api_key_id: str | None = None,
     entry_point: str | None = None,
     reservation_id: str | None = None,
+    may_write: bool = True,
 ) -> Plan:
-    """Read what an admission needs (reads only) and work out what ``hold`` writes.
+    """Read what an admission needs and work out what ``hold`` writes.
+
+    A model id without a price is resolved first, which records its price
+    (``aliases.resolve_price``); with ``may_write=False`` (no transaction around the
+    reads) ``NeedsTransaction`` is raised instead.
 
     ``enforce=False`` (Open WebUI background tasks) reserves without checking limits.
     Free models are always admitted. Unpriced models raise ``UnknownModelError``.
@@ -180,10 +197,11 @@ def plan(
     terms = None
     if allowance is None:  # the user's terms, the settings and the price: one round trip
         terms = admission_terms(session, user_id, provider, model_id, api_key_id, now)
-        price = terms.price or resolve_price(session, provider, model_id, now)
+        price = terms.price or _resolve(session, provider, model_id, now, may_write)
         settings = settings or budget_settings_from(session, terms.settings)
     else:
-        price = require_price(session, provider, model_id, now)
+        price = (price_at(session, provider, model_id, now)
+                 or _resolve(session, provider, model_id, now, may_write))
         check_allowance_usable(allowance, model_id, now)
         settings = settings or budget_settings(session)
     free = is_free(price)
@@ -252,6 +270,17 @@ def _held_counters(limits: list[Limit]) -> str | None:
     return " ".join(held) or None
 
 
+def stored_window(session: Session, created: datetime, start: int,
+                  settings: BudgetSettings | None = None) -> Window:
+    """The window a reservation made at ``created`` held in, starting at its stored
+    ``start`` (the settings may have changed since)."""
+    current = settings or budget_settings(session)
+    w = window_for(created, current.period, current.timezone)
+    if w.key != start:  # settings changed mid-request: keep the stored start
+        w = Window(datetime.fromtimestamp(start, created.tzinfo), w.end)
+    return w
+
+
 def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
                             settings: BudgetSettings | None
                             ) -> list[tuple[CounterKey, Callable[[], Window]]]:
@@ -260,18 +289,10 @@ def _reservation_limit_keys(session: Session, res: sa.Row[tuple[object, ...]],
     created: datetime = res.created_at
 
     def window() -> Window:
-        current = settings or budget_settings(session)
-        w = window_for(created, current.period, current.timezone)
-        if w.key != res.window_start:  # settings changed mid-request: keep the stored start
-            w = Window(datetime.fromtimestamp(res.window_start, created.tzinfo), w.end)
-        return w
+        return stored_window(session, created, res.window_start, settings)
 
     def key_window() -> Window:
-        current = settings or budget_settings(session)
-        w = window_for(created, current.period, current.timezone)
-        if w.key != res.api_key_window:
-            w = Window(datetime.fromtimestamp(res.api_key_window, created.tzinfo), w.end)
-        return w
+        return stored_window(session, created, res.api_key_window, settings)
 
     capped_key = ([(CounterKey(API_KEY, res.api_key_id, res.api_key_window), key_window)]
                   if res.api_key_window is not None else [])
