@@ -35,7 +35,7 @@ from ..storage.openwebui_access import user_timezone_name
 from .catalog import Catalog, Listed, readable
 from .config import Upstream
 from .requests import ChatRequest
-from .stream import END_OF_BODY, EndOfBody, EventStream
+from .stream import EndOfBody, EventStream
 from .wire import DONE, Chunks, completion_body, error_body, event, model_card
 
 CALLER_TTL = 10.0
@@ -156,22 +156,21 @@ class Gateway:
     async def _events(self, stream: ProviderStream, bill: Bill, req: ChatRequest
                       ) -> AsyncIterator[bytes | EndOfBody]:
         chunks = Chunks(req.model)
-        yield chunks.role()
+        role = chunks.role()  # sent with the first delta: one write fewer per answer
         try:
             async with aclosing(metered_deltas(stream, bill, announce_end=True)) as deltas:
                 async for delta in deltas:
                     if not isinstance(delta, AnswerEnd):
-                        yield chunks.delta(delta)
+                        yield role + chunks.delta(delta)
+                        role = b""
                         continue
-                    # The answer is complete: the client gets its end now, and the
-                    # charge is written after it (the loop runs on to the settlement).
-                    yield chunks.finish()
-                    if req.include_usage:
-                        yield chunks.usage(delta.usage)
-                    yield DONE
-                    yield END_OF_BODY
+                    # The answer is complete: the client gets its end now (one write),
+                    # and the charge is written after it (the loop runs on to the
+                    # settlement).
+                    usage = chunks.usage(delta.usage) if req.include_usage else b""
+                    yield EndOfBody(role + chunks.finish() + usage + DONE)
         except ProviderError as exc:
-            yield event(error_body(str(exc), "api_error", "upstream_error"))
+            yield role + event(error_body(str(exc), "api_error", "upstream_error"))
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -6,9 +6,10 @@ generator to the garbage collector. Here a disconnect cancels the stream at once
 the generator is closed before the response returns, so ``metering.relay`` charges a
 stopped stream while the request is still being handled.
 
-A generator may yield ``END_OF_BODY`` once its answer is complete: the body ends there
-(the client has its whole answer) and the rest of the generator, the charge, runs to its
-end shielded from cancellation, before the request's handling ends.
+A generator may yield ``EndOfBody(last_bytes)`` once its answer is complete: the body
+ends with those bytes (the client has its whole answer, in the same write) and the rest
+of the generator, the charge, runs to its end shielded from cancellation, before the
+request's handling ends.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class EndOfBody:
-    """The answer is complete: end the response body here (see the module's doc)."""
+    """The answer is complete: end the response body with ``data`` (see the module's
+    doc)."""
 
+    __slots__ = ("data",)
 
-END_OF_BODY = EndOfBody()
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = data
 
 
 class EventStream(StreamingResponse):
@@ -39,8 +43,9 @@ class EventStream(StreamingResponse):
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
         async for chunk in self.body_iterator:
-            if chunk is END_OF_BODY:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if isinstance(chunk, EndOfBody):
+                await send({"type": "http.response.body", "body": chunk.data,
+                            "more_body": False})
                 with anyio.CancelScope(shield=True):  # the bookkeeping after the answer
                     async for _ in self.body_iterator:
                         pass
