@@ -65,10 +65,12 @@ def _run_gateway(port: int, url: str, upstream: str) -> None:
     from openwebui_token_tracking.gateway.config import PROTOCOLS, Upstream
     from openwebui_token_tracking.providers.protocol import Connection
     from openwebui_token_tracking.service import create_app
+    from openwebui_token_tracking.service.server import freeze_startup_objects
     logging.disable(logging.WARNING)
     ups = [Upstream("openai", PROTOCOLS["openai"],
                     Connection(base_url=f"{upstream}/openai/v1", api_key="upstream-key"))]
     app = create_app(url, upstreams=ups)
+    freeze_startup_objects()  # as `serve` does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
 
 
