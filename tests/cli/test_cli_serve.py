@@ -50,3 +50,23 @@ def test_serve_demo_on_embedded_sqlite(tmp_path):
         proc.wait(timeout=30)
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_serve_keeps_what_startup_built_out_of_full_collections(tmp_path, monkeypatch):
+    """A full garbage collection walks every tracked object; the service freezes the
+    ones startup made (modules, price data, the app) so its passes stay short."""
+    import gc
+
+    import uvicorn
+
+    from openwebui_token_tracking.service import server
+
+    seen: dict[str, int] = {}
+    monkeypatch.setattr(uvicorn, "run",
+                        lambda app, **_: seen.update(frozen=gc.get_freeze_count()))
+    gc.unfreeze()
+    try:
+        server.serve(database_url=f"sqlite:///{tmp_path / 'webui.db'}")
+    finally:
+        gc.unfreeze()
+    assert seen["frozen"] > 10_000

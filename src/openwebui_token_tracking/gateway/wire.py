@@ -41,6 +41,9 @@ class Chunks:
     model: str
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
+    _frames: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    """A delta chunk's bytes before and after its text, for content and for reasoning."""
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         return event({"id": self.id, "object": "chat.completion.chunk",
@@ -52,8 +55,24 @@ class Chunks:
                              "finish_reason": None}])
 
     def delta(self, delta: Delta) -> bytes:
-        key = "reasoning_content" if delta.reasoning else "content"
-        return self._chunk([{"index": 0, "delta": {key: delta.text}, "finish_reason": None}])
+        """``_chunk`` of one delta, with only the text encoded per call (the rest of
+        the chunk is the same for every delta of the answer)."""
+        content, reasoning = self._delta_frames()
+        head, tail = reasoning if delta.reasoning else content
+        return head + json.dumps(delta.text).encode() + tail
+
+    def _delta_frames(self) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+        frames = self._frames
+        if frames is None:
+            marker = "\x00text\x00"
+            out = []
+            for key in ("content", "reasoning_content"):
+                whole = self._chunk([{"index": 0, "delta": {key: marker},
+                                      "finish_reason": None}])
+                head, _, tail = whole.partition(json.dumps(marker).encode())
+                out.append((head, tail))
+            frames = self._frames = (out[0], out[1])
+        return frames
 
     def finish(self) -> bytes:
         return self._chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
