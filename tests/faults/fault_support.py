@@ -163,9 +163,9 @@ class TcpProxy:
     """127.0.0.1:port -> PostgreSQL, which a test can cut off and restore.
 
     ``cut`` closes every open connection and refuses new ones (the server is gone);
-    ``drop_after_commit`` forwards the next COMMIT, lets the server run it, and then
-    drops the connection before its answer comes back: the client cannot know whether
-    its transaction committed.
+    ``drop_after_commit`` forwards the next COMMIT (or the next message holding
+    ``marker``), lets the server run it, and then drops the connection before its
+    answer comes back: the client cannot know whether its transaction committed.
     """
 
     COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
@@ -175,6 +175,7 @@ class TcpProxy:
         self._socks: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._drop_next_commit = False
+        self._marker = self.COMMIT
         self.commits_dropped = 0
         self.port = 0
         self._listener: socket.socket | None = None
@@ -198,7 +199,8 @@ class TcpProxy:
         for s in socks:
             _close(s)
 
-    def drop_after_commit(self) -> None:
+    def drop_after_commit(self, marker: bytes | None = None) -> None:
+        self._marker = marker or self.COMMIT
         self._drop_next_commit = True
 
     def close(self) -> None:
@@ -223,7 +225,7 @@ class TcpProxy:
               from_client: bool) -> None:
         try:
             while data := src.recv(65536):
-                if from_client and self._drop_next_commit and self.COMMIT in data:
+                if from_client and self._drop_next_commit and self._marker in data:
                     self._drop_next_commit = False
                     self.commits_dropped += 1
                     muted.set()

@@ -75,6 +75,11 @@ async def test_connections_dropped_between_requests_and_mid_stream(
     assert reservations(priced) == []
 
 
+def param(text: bytes) -> bytes:
+    """A text parameter as a Bind message carries it: its length, then its bytes."""
+    return len(text).to_bytes(4, "big") + text
+
+
 class LostCommit:
     """Makes the answer to the next COMMIT disappear after the database committed.
 
@@ -90,9 +95,12 @@ class LostCommit:
         if proxy is None:
             sa.event.listen(get_engine(url), "commit", self._lose_answer)
 
-    def arm(self) -> None:
+    def arm(self, at_once: bytes | None = None) -> None:
+        """Lose the next COMMIT's answer; on PostgreSQL, with ``at_once``, the answer to
+        the next statement sending that text parameter instead (a write done in one
+        statement, without COMMIT: ``storage.at_once``)."""
         if self.proxy is not None:
-            self.proxy.drop_after_commit()
+            self.proxy.drop_after_commit(None if at_once is None else param(at_once))
         else:
             self.armed = True
 
@@ -123,7 +131,7 @@ async def test_settlement_whose_commit_answer_was_lost_is_charged_once(
     async with open_pipe(lost_commit.url, upstream.base_url) as pipe:
         gen = await pipe.pipe(request(), __user__=ALICE, __chat_id__="c", __message_id__="m1")
         await gen.__anext__()
-        lost_commit.arm()  # the next COMMIT is the settlement's
+        lost_commit.arm(at_once=b"completed")  # the next COMMIT, or statement, settles
         await drain(gen)
     assert lost_commit.count == 1
     [row] = ledger(priced)
@@ -136,7 +144,7 @@ async def test_admission_whose_commit_answer_was_lost_reserves_once(
         lost_commit, upstream, priced):
     async with open_pipe(lost_commit.url, upstream.base_url) as pipe:
         await drain(await pipe.pipe(request(), __user__=ALICE))  # warm: sweep done
-        lost_commit.arm()  # the next COMMIT is the admission's
+        lost_commit.arm(at_once=b"pipe")  # the next COMMIT, or statement, admits
         await drain(await pipe.pipe(request(), __user__=ALICE))
     assert lost_commit.count == 1
     assert [r.charged_micro for r in ledger(priced)] == [micro(PROMPT, ANSWER)] * 2
