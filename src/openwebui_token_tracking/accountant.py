@@ -243,13 +243,15 @@ class Accountant:
               allowance_id: str | uuid.UUID | None = None, enforce: bool = True,
               chat_id: str | None = None, message_id: str | None = None,
               task: str | None = None, now: datetime | None = None,
-              api_key_id: str | None = None, entry_point: str | None = None) -> Admitted:
+              api_key_id: str | None = None, entry_point: str | None = None,
+              reservation_id: str | None = None) -> Admitted:
         """Reserve the estimated cost or raise a ``TokenLimitExceededError``.
 
         ``api_key_id``: the caller's key (a capped key is one more limit);
         ``entry_point``: pipe, filter or gateway, recorded on the row and refusal counts.
-        The reservation id is chosen before the first try, so a retry after a COMMIT of
-        unknown outcome returns the first try's reservation instead of holding twice.
+        The reservation id is chosen before the first try (or given: an earlier attempt
+        elsewhere may have written it), so a retry after a COMMIT of unknown outcome
+        returns the first try's reservation instead of holding twice.
 
         On PostgreSQL the terms are read and, when one limit applies, the admission is
         written in one atomic statement, without a transaction (``storage.at_once``);
@@ -257,7 +259,7 @@ class Accountant:
         transaction. On SQLite reading and holding share one write transaction.
         """
         now = now or self.clock()
-        rid = str(uuid.uuid4())
+        rid = reservation_id or str(uuid.uuid4())
 
         def plan(session: Session, may_write: bool = True) -> ledger.Plan:
             allowance = self._allowance(session, allowance_name, allowance_id)
@@ -289,13 +291,22 @@ class Accountant:
                 self._count_refusal(now, reason, provider, model_id, entry_point)
             raise
 
+    def sweep_due(self, now: datetime) -> bool:
+        """Whether ``maybe_sweep`` would look for expired reservations now (no I/O)."""
+        last = self._last_sweep
+        return last is None or not last <= now < last + ledger.SWEEP_EVERY
+
+    def maybe_sweep(self, now: datetime) -> None:
+        """``_maybe_sweep``: for admissions made elsewhere (the gateway's on the event
+        loop), which must sweep too."""
+        self._maybe_sweep(now)
+
     def _maybe_sweep(self, now: datetime) -> None:
         """Settle reservations of dead processes at most every ``SWEEP_EVERY``, in a
         transaction of its own (settling other users' reservations inside an admission
         would lock their counters too); in between, no transaction is opened at all.
         A read comes first, so the write lock is only taken when something expired."""
-        last = self._last_sweep
-        if last is not None and last <= now < last + ledger.SWEEP_EVERY:
+        if not self.sweep_due(now):
             return
         self._last_sweep = now
         if self.run(lambda s: ledger.any_expired(s, now), read_only=True, retry=READ_RETRY,

@@ -31,6 +31,7 @@ from ..providers.client import ProviderStream
 from ..providers.estimate import prompt_tokens
 from ..providers.protocol import Completion
 from ..service.auth import STATIC_ADMIN_ID, Authenticator, AuthError
+from ..storage.async_admission import AsyncAdmissions
 from ..storage.openwebui_access import user_timezone_name
 from .catalog import Catalog, Listed, readable
 from .config import Upstream
@@ -65,6 +66,9 @@ class Gateway:
         self.upstreams = upstreams
         self.catalog = Catalog(upstreams)
         self.transport = transport
+        self.admissions = (AsyncAdmissions(accountant.engine)
+                           if accountant.engine.dialect.name == "postgresql" else None)
+        """PostgreSQL: admissions on the event loop (``storage.async_admission``)."""
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._callers: dict[str, tuple[float, Caller]] = {}
 
@@ -139,7 +143,7 @@ class Gateway:
             timezone=caller.timezone, entry_point=GATEWAY, api_key_id=caller.api_key_id,
             allowance=None if binding is None else (lambda s: resolve_binding(s, binding))),
             prompt_tokens(req.body["messages"]),
-            req.max_output_tokens or upstream.default_max_output)
+            req.max_output_tokens or upstream.default_max_output, self.admissions)
         await bill.admit()
         answer = await send(bill, self.client(upstream), upstream.protocol, call, req.stream)
         if isinstance(answer, Completion):
@@ -175,4 +179,6 @@ class Gateway:
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+        if self.admissions is not None:
+            await self.admissions.aclose()
 

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -29,6 +29,9 @@ from ..storage.ledger import Admitted
 from ..storage.schema import SponsoredAllowance
 from .outage import unavailable
 from .refusal import refusal, refusal_facts
+
+if TYPE_CHECKING:  # psycopg's async side, imported by the gateway that uses it
+    from ..storage.async_admission import AsyncAdmissions
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,8 +94,11 @@ class Bill:
     """The money side of one request: reserve, tally what streams, settle once."""
 
     def __init__(self, accountant: Accountant, request: MeteredRequest, prompt_tokens: int,
-                 max_output_tokens: int) -> None:
+                 max_output_tokens: int, admissions: AsyncAdmissions | None = None) -> None:
         self.accountant = accountant
+        self.admissions = admissions
+        """PostgreSQL: admit a one-limit request on the event loop first
+        (``storage.async_admission``); the worker thread does the rest."""
         self.request = request
         self.prompt_tokens = prompt_tokens
         self.max_output_tokens = max_output_tokens
@@ -137,17 +143,42 @@ class Bill:
             allowance = await in_thread(self.accountant, req.allowance)
             self.allowance_id, self.allowance_name = allowance.id, allowance.name
         estimate = Usage(input_tokens=self.prompt_tokens, output_tokens=self.max_output_tokens)
+        rid = str(uuid.uuid4())
+        if self.admissions is not None and req.allowance is None and req.task is None:
+            self.admitted = await self._admit_on_loop(estimate, rid)
+            if self.admitted is not None:
+                return self.admitted
         try:
             self.admitted = await asyncio.to_thread(
                 self.accountant.admit, user_id=req.user_id, provider=req.provider,
                 model_id=req.model_id, estimate=estimate, allowance_id=self.allowance_id,
                 enforce=req.task is None, chat_id=req.chat_id, message_id=req.message_id,
-                task=req.task, api_key_id=req.api_key_id, entry_point=req.entry_point)
+                task=req.task, api_key_id=req.api_key_id, entry_point=req.entry_point,
+                reservation_id=rid)
         except TokenLimitExceededError as exc:
             facts = await in_thread(self.accountant,
                                     lambda s: refusal_facts(s, req.provider))
             raise refusal(exc, req.timezone, facts, self.allowance_name) from exc
         return self.admitted
+
+    async def _admit_on_loop(self, estimate: Usage, rid: str) -> Admitted | None:
+        """The one-limit admission on the event loop; None: admit in a worker thread
+        (with the same reservation id, so nothing is held twice)."""
+        assert self.admissions is not None
+        req = self.request
+        now = self.accountant.clock()
+        if self.accountant.sweep_due(now):  # as every admission does, now and then
+            await asyncio.to_thread(self.accountant.maybe_sweep, now)
+        try:
+            return await self.admissions.admit(
+                user_id=req.user_id, provider=req.provider, model_id=req.model_id,
+                estimate=estimate, now=now, reservation_id=rid, api_key_id=req.api_key_id,
+                entry_point=req.entry_point, chat_id=req.chat_id,
+                message_id=req.message_id)
+        except Exception:  # the worker thread's admission decides, with its retries
+            logger.warning("admission on the event loop failed; admitting in a worker "
+                           "thread", exc_info=True)
+            return None
 
     async def release(self) -> None:
         """Nothing was used (failed before any token): give the reservation back."""

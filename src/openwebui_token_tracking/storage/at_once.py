@@ -52,7 +52,8 @@ from .prepared import run
 
 
 @functools.cache
-def _statement() -> sa.Select[tuple[int, int]]:
+def statement() -> sa.Select[tuple[int, int]]:
+    """The one-limit admission (see the module's doc); values: ``params(plan)``."""
     res = reservation_table
     held = (
         sa.update(counter)
@@ -85,18 +86,28 @@ def hold_at_once(session: Session, plan: Plan) -> Admitted | None:
     """Hold ``plan``'s estimate on its only limit and write its reservation, in one
     statement; None when nothing was written (see the module's doc). ``session`` runs
     each statement on its own (autocommit), on PostgreSQL."""
+    values = params(plan)
+    if values is None:
+        return None
+    return admitted(plan, run(session, statement(), values).one())
+
+
+def params(plan: Plan) -> dict[str, object] | None:
+    """The values of ``statement()`` for ``plan``; None when it has more than one limit
+    to hold (or none)."""
     limit = plan.one_hold
     if limit is None:
         return None
     key = limit.key
-    row = run(session, _statement(), {
-        **plan.row, "k_scope": key.scope, "k_subject": key.subject,
-        "k_window": key.window_start, "amount": plan.estimate_micro,
-        "cap": limit.limit_micro}).one()
+    return {**plan.row, "k_scope": key.scope, "k_subject": key.subject,
+            "k_window": key.window_start, "amount": plan.estimate_micro,
+            "cap": limit.limit_micro}
+
+
+def admitted(plan: Plan, row: Any) -> Admitted | None:
+    """The admission, if ``statement()`` answered ``row`` = (held, inserted) = (1, 1)."""
     held, inserted = cast(tuple[int, int], tuple(row))
-    if held and inserted:
-        return plan.admitted()
-    return None
+    return plan.admitted() if held and inserted else None
 
 
 @functools.cache

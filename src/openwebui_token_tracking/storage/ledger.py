@@ -63,7 +63,7 @@ from .prices import price_at
 from .schema import Reservation, SponsoredAllowance
 from .settings_store import BudgetSettings, budget_settings, budget_settings_from
 from .sponsors import covered_models
-from .user_state import admission_terms
+from .user_state import UserTerms, admission_terms
 
 logger = logging.getLogger(__name__)
 
@@ -178,12 +178,14 @@ def plan(
     entry_point: str | None = None,
     reservation_id: str | None = None,
     may_write: bool = True,
+    terms: UserTerms | None = None,
 ) -> Plan:
     """Read what an admission needs and work out what ``hold`` writes.
 
     A model id without a price is resolved first, which records its price
     (``aliases.resolve_price``); with ``may_write=False`` (no transaction around the
-    reads) ``NeedsTransaction`` is raised instead.
+    reads) ``NeedsTransaction`` is raised instead. ``terms``: the user's terms already
+    read (``admission_terms`` at ``now``), for the user's own allowance.
 
     ``enforce=False`` (Open WebUI background tasks) reserves without checking limits.
     Free models are always admitted. Unpriced models raise ``UnknownModelError``.
@@ -194,9 +196,9 @@ def plan(
     """
     if not user_id:
         raise InvalidInputError("a user id is required to charge a request")
-    terms = None
     if allowance is None:  # the user's terms, the settings and the price: one round trip
-        terms = admission_terms(session, user_id, provider, model_id, api_key_id, now)
+        if terms is None:
+            terms = admission_terms(session, user_id, provider, model_id, api_key_id, now)
         price = terms.price or _resolve(session, provider, model_id, now, may_write)
         settings = settings or budget_settings_from(session, terms.settings)
     else:

@@ -92,18 +92,19 @@ class Prepared:
         if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
             result = conn.exec_driver_sql(self.sql, args)
             raw: list[Any] = [tuple(r) for r in result.all()] if result.returns_rows else []
-            return Ran(self._rows(raw), len(raw) if raw else result.rowcount)
+            return Ran(self.rows(raw), len(raw) if raw else result.rowcount)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, args)
             raw = list(cursor.fetchall()) if self._returns_rows else []
-            return Ran(self._rows(raw), len(raw) if raw else cursor.rowcount)
+            return Ran(self.rows(raw), len(raw) if raw else cursor.rowcount)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise self._wrapped(conn, cursor, exc, args) from exc
         finally:
             cursor.close()
 
-    def _rows(self, raw: list[Any]) -> list[Any]:
+    def rows(self, raw: list[Any]) -> list[Any]:
+        """The driver's raw rows as this statement's rows (result types applied)."""
         if not self._result:
             return [self._row(*r) for r in raw]
         out = []

@@ -328,6 +328,17 @@ def admission_terms(session: Session, user_id: str, provider: str, model_id: str
         "api_key_id": api_key_id, "at": at}).rows)
 
 
+def terms_statement(session: Session) -> sa.CompoundSelect:
+    """The statement ``admission_terms`` runs (for a driver other than the session's;
+    its rows go to ``fold_terms``)."""
+    return _statement(session, False)
+
+
+def fold_terms(rows: Iterable[Any]) -> UserTerms:
+    """``UserTerms`` from the rows of ``terms_statement``."""
+    return _fold(rows)
+
+
 def balance_terms(session: Session, user_id: str) -> UserTerms:
     """The settings, the user's groups, every cap that applies and the latest counters."""
     return _fold(run(session, _statement(session, True), {"user_id": user_id}).rows)

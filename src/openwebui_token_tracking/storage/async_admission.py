@@ -1,0 +1,133 @@
+"""PostgreSQL: a one-limit admission from the event loop, without a worker thread.
+
+The gateway serves many streams on one event loop. An admission in a worker thread
+waits twice for that loop (handing the work over and back) and, after each of its round
+trips, for the interpreter the loop holds; with 8 streams in flight that tripled the
+admission's time. Here the two statements of a one-limit admission (the user's terms,
+then ``at_once.statement``) run on psycopg's async connections, awaited on the loop.
+
+Only that path: whenever it cannot admit by itself (a first request in a window, a
+refusal, several limits, an unpriced model id, any error), ``admit`` returns None or
+raises, and the caller admits in a worker thread as every entry point does, with the
+same reservation id, so a statement that was executed but whose answer was lost is
+found there, never held twice. Connections: autocommit, at most ``size`` per event loop,
+opened on first use, with the same lock timeout as the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from ..accounting.usage import Usage
+from . import at_once, ledger
+from .engine import LOCK_WAIT_S
+from .ledger import Admitted
+from .prepared import Prepared
+from .user_state import fold_terms, terms_statement
+
+
+class _Pool:
+    """Idle connections of one event loop and a bound on how many are open."""
+
+    def __init__(self, size: int) -> None:
+        self.idle: list[psycopg.AsyncConnection[Any]] = []
+        self.slots = asyncio.Semaphore(size)
+
+
+class AsyncAdmissions:
+    """One-limit admissions on PostgreSQL from the event loop (see the module's doc)."""
+
+    def __init__(self, engine: Engine, size: int = 8) -> None:
+        if engine.dialect.name != "postgresql":
+            raise ValueError("async admission runs on PostgreSQL only")
+        self.engine = engine
+        self.size = size
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = \
+            weakref.WeakKeyDictionary()
+        self._prepared: tuple[Prepared, Prepared] | None = None
+
+    def _statements(self) -> tuple[Prepared, Prepared]:
+        """The terms and admission statements, compiled once (the terms statement's
+        shape follows Open WebUI's group tables: probed once, in a worker thread)."""
+        if self._prepared is None:
+            with Session(self.engine) as session:
+                terms = terms_statement(session)
+            dialect = self.engine.dialect
+            self._prepared = (Prepared(terms, dialect), Prepared(at_once.statement(), dialect))
+        return self._prepared
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        conn = await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
+        await conn.execute(f"SET lock_timeout = {int(LOCK_WAIT_S * 1000)}")
+        return conn
+
+    async def admit(self, *, user_id: str, provider: str, model_id: str, estimate: Usage,
+                    now: datetime, reservation_id: str, api_key_id: str | None = None,
+                    entry_point: str | None = None, chat_id: str | None = None,
+                    message_id: str | None = None) -> Admitted | None:
+        """Admit on the user's own allowance in two statements, or None (admit in a
+        worker thread instead, with the same ``reservation_id``)."""
+        if self._prepared is None:
+            await asyncio.to_thread(self._statements)
+        terms_stmt, admit_stmt = self._statements()
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = _Pool(self.size)
+        async with pool.slots:
+            conn = pool.idle.pop() if pool.idle else await self._connect()
+            healthy = False
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute(terms_stmt.sql, terms_stmt.args({
+                        "user_id": user_id, "model_id": model_id, "provider": provider,
+                        "api_key_id": api_key_id, "at": now}))
+                    terms = fold_terms(terms_stmt.rows(await cur.fetchall()))
+                    try:
+                        plan = ledger.plan(
+                            _NO_SESSION, user_id=user_id, provider=provider,
+                            model_id=model_id, estimate=estimate, now=now,
+                            api_key_id=api_key_id, entry_point=entry_point,
+                            chat_id=chat_id, message_id=message_id,
+                            reservation_id=reservation_id, may_write=False, terms=terms)
+                    except ledger.NeedsTransaction:
+                        healthy = True
+                        return None
+                    values = at_once.params(plan)
+                    if values is None:
+                        healthy = True
+                        return None
+                    await cur.execute(admit_stmt.sql, admit_stmt.args(values))
+                    row = await cur.fetchone()
+                healthy = True
+                return at_once.admitted(plan, row)
+            finally:
+                if healthy and not conn.closed:
+                    pool.idle.append(conn)
+                else:
+                    await _close(conn)
+
+    async def aclose(self) -> None:
+        """Close the idle connections of the running loop's pool."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        while pool is not None and pool.idle:
+            await _close(pool.idle.pop())
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        await conn.close()
+    except psycopg.Error:
+        pass
+
+
+_NO_SESSION: Any = None
+"""``ledger.plan`` with the terms given and ``may_write=False`` reads nothing."""

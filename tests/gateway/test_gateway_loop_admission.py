@@ -1,0 +1,73 @@
+"""PostgreSQL: the gateway admits a one-limit request on its event loop
+(``storage.async_admission``); anything else, and any failure there, goes to the worker
+thread with the same reservation id. SQLite always admits in a worker thread."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from gw_support import ledger, messages, reservations
+from sqlalchemy.orm import Session
+
+from openwebui_token_tracking.accountant import Accountant
+from openwebui_token_tracking.storage.async_admission import AsyncAdmissions
+from openwebui_token_tracking.storage.schema import BudgetCounter
+
+
+def counter(engine) -> tuple[int, int]:
+    with Session(engine) as s:
+        row = s.execute(sa.select(BudgetCounter.spent_micro, BudgetCounter.reserved_micro)
+                        .where(BudgetCounter.scope == "user",
+                               BudgetCounter.subject == "u-alice")).one()
+    return int(row[0]), int(row[1])
+
+
+def ask(oai, stream: bool = True) -> None:
+    answer = oai().chat.completions.create(model="gpt-4o-mini", messages=messages(),
+                                           stream=stream)
+    if stream:
+        assert "".join(c.choices[0].delta.content or "" for c in answer if c.choices)
+    else:
+        assert answer.choices[0].message.content
+
+
+def test_a_warm_request_is_admitted_on_the_event_loop_on_postgresql(
+        oai, gw_engine, backend, monkeypatch):
+    in_threads: list[str] = []
+    admit = Accountant.admit
+
+    def counting(self, **kw):  # type: ignore[no-untyped-def]
+        in_threads.append(kw["model_id"])
+        return admit(self, **kw)
+    monkeypatch.setattr(Accountant, "admit", counting)
+    ask(oai)  # the window's first request creates the counter: in a worker thread
+    assert len(in_threads) == 1
+    ask(oai)
+    ask(oai, stream=False)
+    assert len(in_threads) == (1 if backend == "postgresql" else 3)
+    rows = ledger(gw_engine)
+    assert len(rows) == 3 and reservations(gw_engine) == 0
+    assert counter(gw_engine) == (sum(r.charged_micro for r in rows), 0)
+
+
+def test_a_lost_answer_on_the_loop_is_found_by_the_worker_thread(
+        oai, gw_engine, backend, monkeypatch):
+    """The admission statement ran on the loop but its answer never came: the worker
+    thread, with the same reservation id, finds the reservation instead of holding the
+    estimate a second time."""
+    lost: list[str] = []
+    real = AsyncAdmissions.admit
+
+    async def answer_lost(self, **kw):  # type: ignore[no-untyped-def]
+        admitted = await real(self, **kw)
+        lost.append(kw["reservation_id"] if admitted else "")
+        raise OSError("server closed the connection unexpectedly")
+    monkeypatch.setattr(AsyncAdmissions, "admit", answer_lost)
+    ask(oai)  # cold window: the worker thread creates the counter
+    ask(oai)
+    if backend == "postgresql":
+        assert lost[-1]  # it was admitted on the loop, then its answer lost
+    else:
+        assert lost == []  # no admission on the loop: SQLite has no network to wait for
+    rows = ledger(gw_engine)
+    assert len(rows) == 2 and reservations(gw_engine) == 0
+    assert counter(gw_engine) == (sum(r.charged_micro for r in rows), 0)
