@@ -26,7 +26,6 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .accounting.alerts import crossed_thresholds
 from .accounting.limits import minute_window
 from .accounting.money import micro_to_credits
 from .accounting.pricing import Price
@@ -343,27 +342,25 @@ class Accountant:
                     s, reservation_id, usage, status, price), autocommit=True,
                     retry=SETTLE_RETRY, what=what)
                 if done is not None:
-                    self._note_alerts(done, now)
+                    self.note_alerts(done, now)
                     return done.row_id
             return self.run(lambda s: ledger.settle(s, reservation_id, usage, status=status,
                                                     price=price, now=now),
                             retry=SETTLE_RETRY, what=what)
         return self._or_defer(work, what, defer_on_failure)
 
-    def _note_alerts(self, done: at_once_module.Settled, now: datetime) -> None:
+    def note_alerts(self, done: at_once_module.Settled, now: datetime) -> None:
         """Record the budget alerts a charge settled in one statement crossed, in a
         transaction of its own (an alert may be lost, never the charge)."""
-        before = done.spent_micro - done.charged_micro
-        thresholds = alerts.thresholds_of(done.thresholds)
-        if not done.charged_micro or not crossed_thresholds(
-                before, done.spent_micro, done.limit_micro, thresholds):
+        if not done.crossed_alerts():
             return
         key = done.key
         try:
             self.run(lambda s: alerts.note_spend(
                 s, key, lambda: ledger.stored_window(s, done.created_at, key.window_start),
-                before=before, after=done.spent_micro, limit_micro=done.limit_micro,
-                thresholds_text=done.thresholds, at=now), what="recording a budget alert")
+                before=done.spent_micro - done.charged_micro, after=done.spent_micro,
+                limit_micro=done.limit_micro, thresholds_text=done.thresholds, at=now),
+                what="recording a budget alert")
         except DatabaseError:
             logger.exception("could not record the budget alert of %s; the charge stands",
                              key.subject)

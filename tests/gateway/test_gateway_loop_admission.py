@@ -71,3 +71,47 @@ def test_a_lost_answer_on_the_loop_is_found_by_the_worker_thread(
     rows = ledger(gw_engine)
     assert len(rows) == 2 and reservations(gw_engine) == 0
     assert counter(gw_engine) == (sum(r.charged_micro for r in rows), 0)
+
+
+def test_settlements_run_on_the_event_loop_on_postgresql_and_record_alerts(
+        oai, gw_engine, backend, monkeypatch):
+    from openwebui_token_tracking.storage import settings_store
+    from openwebui_token_tracking.storage.schema import AlertEvent
+
+    with Session(gw_engine) as s, s.begin():
+        settings_store.set_value(s, "alert_thresholds", "1")
+    in_threads: list[str] = []
+    settle = Accountant.settle
+
+    def counting(self, reservation_id, *args, **kw):  # type: ignore[no-untyped-def]
+        in_threads.append(reservation_id)
+        return settle(self, reservation_id, *args, **kw)
+    monkeypatch.setattr(Accountant, "settle", counting)
+    for _ in range(2):
+        oai().chat.completions.create(model="gpt-4o-mini", messages=messages(),
+                                      max_tokens=16)
+    rows = ledger(gw_engine)
+    assert len(rows) == 2 and reservations(gw_engine) == 0
+    assert len(in_threads) == (0 if backend == "postgresql" else 2)
+    assert counter(gw_engine) == (sum(r.charged_micro for r in rows), 0)
+    with Session(gw_engine) as s:  # the first charge crossed 1% of the allowance
+        assert s.scalar(sa.select(sa.func.count()).select_from(AlertEvent)
+                        .where(AlertEvent.subject == "u-alice")) == 1
+
+
+def test_a_lost_settlement_answer_on_the_loop_charges_once(oai, gw_engine, backend,
+                                                          monkeypatch):
+    real = AsyncAdmissions.settle
+    lost: list[object] = []
+
+    async def answer_lost(self, *args, **kw):  # type: ignore[no-untyped-def]
+        lost.append(await real(self, *args, **kw))
+        raise OSError("server closed the connection unexpectedly")
+    monkeypatch.setattr(AsyncAdmissions, "settle", answer_lost)
+    ask(oai)
+    ask(oai, stream=False)
+    assert len(lost) == (2 if backend == "postgresql" else 0)
+    assert all(done is not None for done in lost)  # charged on the loop, answer lost
+    rows = ledger(gw_engine)
+    assert len(rows) == 2 and reservations(gw_engine) == 0
+    assert counter(gw_engine) == (sum(r.charged_micro for r in rows), 0)

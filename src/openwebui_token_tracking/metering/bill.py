@@ -204,15 +204,31 @@ class Bill:
                 status = "estimated"
                 warn_no_usage_once(self.provider, self.request.model_id)
         admitted = self.admitted
-        row_id = await asyncio.shield(asyncio.to_thread(
-            self.accountant.settle, admitted.reservation_id, usage, status, admitted.price,
-            defer_on_failure=True))  # never fail a finished answer; the charge is queued
+        row_id = await asyncio.shield(self._settle(admitted, usage, status))
         # Same price as the ledger's (in force at admission); 0 when the ledger dropped a
         # duplicate (chat, message) or the reservation had expired meanwhile.
         charged = 0 if admitted.free or row_id is None else \
             charge(usage, admitted.price).micro_credits
         self.settlement = Settlement(usage, status, charged, row_id)
         return self.settlement
+
+    async def _settle(self, admitted: Admitted, usage: Usage, status: str) -> int | None:
+        if self.admissions is not None and self.allowance_id is None:
+            try:
+                done = await self.admissions.settle(admitted.reservation_id, usage, status,
+                                                    admitted.price)
+            except Exception:  # the worker thread settles, with its retries and queue
+                logger.warning("settlement on the event loop failed; settling in a worker "
+                               "thread", exc_info=True)
+                done = None
+            if done is not None:
+                if done.crossed_alerts():
+                    await asyncio.to_thread(self.accountant.note_alerts, done,
+                                            self.accountant.clock())
+                return done.row_id
+        return await asyncio.to_thread(
+            self.accountant.settle, admitted.reservation_id, usage, status, admitted.price,
+            defer_on_failure=True)  # never fail a finished answer; the charge is queued
 
     async def balance(self) -> BalanceReport:
         return await asyncio.to_thread(self.accountant.balance, self.request.user_id,

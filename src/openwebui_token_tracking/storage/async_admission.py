@@ -1,23 +1,29 @@
-"""PostgreSQL: a one-limit admission from the event loop, without a worker thread.
+"""PostgreSQL: a one-limit admission (and its settlement) from the event loop, without a
+worker thread.
 
 The gateway serves many streams on one event loop. An admission in a worker thread
 waits twice for that loop (handing the work over and back) and, after each of its round
 trips, for the interpreter the loop holds; with 8 streams in flight that tripled the
 admission's time. Here the two statements of a one-limit admission (the user's terms,
-then ``at_once.statement``) run on psycopg's async connections, awaited on the loop.
+then ``at_once.statement``) run on psycopg's async connections, awaited on the loop;
+settling such a reservation is one statement too (``at_once.settle_statement``).
 
 Only that path: whenever it cannot admit by itself (a first request in a window, a
 refusal, several limits, an unpriced model id, any error), ``admit`` returns None or
 raises, and the caller admits in a worker thread as every entry point does, with the
 same reservation id, so a statement that was executed but whose answer was lost is
-found there, never held twice. Connections: autocommit, at most ``size`` per event loop,
-opened on first use, with the same lock timeout as the engine's.
+found there, never held twice. Likewise a settlement it cannot do goes to the worker
+thread, where one whose answer was lost finds nothing left to charge. Connections:
+autocommit, at most ``size`` per event loop, opened on first use, with the same lock
+timeout as the engine's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +31,7 @@ import psycopg
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from ..accounting.pricing import Price
 from ..accounting.usage import Usage
 from . import at_once, ledger
 from .engine import LOCK_WAIT_S
@@ -51,16 +58,17 @@ class AsyncAdmissions:
         self.size = size
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = \
             weakref.WeakKeyDictionary()
-        self._prepared: tuple[Prepared, Prepared] | None = None
+        self._prepared: tuple[Prepared, Prepared, Prepared] | None = None
 
-    def _statements(self) -> tuple[Prepared, Prepared]:
+    def _statements(self) -> tuple[Prepared, Prepared, Prepared]:
         """The terms and admission statements, compiled once (the terms statement's
         shape follows Open WebUI's group tables: probed once, in a worker thread)."""
         if self._prepared is None:
             with Session(self.engine) as session:
                 terms = terms_statement(session)
             dialect = self.engine.dialect
-            self._prepared = (Prepared(terms, dialect), Prepared(at_once.statement(), dialect))
+            self._prepared = (Prepared(terms, dialect), Prepared(at_once.statement(), dialect),
+                              Prepared(at_once.settle_statement(), dialect))
         return self._prepared
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
@@ -68,6 +76,26 @@ class AsyncAdmissions:
         conn = await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
         await conn.execute(f"SET lock_timeout = {int(LOCK_WAIT_S * 1000)}")
         return conn
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection of the running loop's pool; closed instead of kept if the work
+        on it failed."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = _Pool(self.size)
+        async with pool.slots:
+            conn = pool.idle.pop() if pool.idle else await self._connect()
+            healthy = False
+            try:
+                yield conn
+                healthy = True
+            finally:
+                if healthy and not conn.closed:
+                    pool.idle.append(conn)
+                else:
+                    await _close(conn)
 
     async def admit(self, *, user_id: str, provider: str, model_id: str, estimate: Usage,
                     now: datetime, reservation_id: str, api_key_id: str | None = None,
@@ -77,43 +105,40 @@ class AsyncAdmissions:
         worker thread instead, with the same ``reservation_id``)."""
         if self._prepared is None:
             await asyncio.to_thread(self._statements)
-        terms_stmt, admit_stmt = self._statements()
-        loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
-        if pool is None:
-            pool = self._pools[loop] = _Pool(self.size)
-        async with pool.slots:
-            conn = pool.idle.pop() if pool.idle else await self._connect()
-            healthy = False
+        terms_stmt, admit_stmt, _ = self._statements()
+        async with self._connection() as conn, conn.cursor() as cur:
+            await cur.execute(terms_stmt.sql, terms_stmt.args({
+                "user_id": user_id, "model_id": model_id, "provider": provider,
+                "api_key_id": api_key_id, "at": now}))
+            terms = fold_terms(terms_stmt.rows(await cur.fetchall()))
             try:
-                async with conn.cursor() as cur:
-                    await cur.execute(terms_stmt.sql, terms_stmt.args({
-                        "user_id": user_id, "model_id": model_id, "provider": provider,
-                        "api_key_id": api_key_id, "at": now}))
-                    terms = fold_terms(terms_stmt.rows(await cur.fetchall()))
-                    try:
-                        plan = ledger.plan(
-                            _NO_SESSION, user_id=user_id, provider=provider,
-                            model_id=model_id, estimate=estimate, now=now,
-                            api_key_id=api_key_id, entry_point=entry_point,
-                            chat_id=chat_id, message_id=message_id,
-                            reservation_id=reservation_id, may_write=False, terms=terms)
-                    except ledger.NeedsTransaction:
-                        healthy = True
-                        return None
-                    values = at_once.params(plan)
-                    if values is None:
-                        healthy = True
-                        return None
-                    await cur.execute(admit_stmt.sql, admit_stmt.args(values))
-                    row = await cur.fetchone()
-                healthy = True
-                return at_once.admitted(plan, row)
-            finally:
-                if healthy and not conn.closed:
-                    pool.idle.append(conn)
-                else:
-                    await _close(conn)
+                plan = ledger.plan(
+                    _NO_SESSION, user_id=user_id, provider=provider, model_id=model_id,
+                    estimate=estimate, now=now, api_key_id=api_key_id,
+                    entry_point=entry_point, chat_id=chat_id, message_id=message_id,
+                    reservation_id=reservation_id, may_write=False, terms=terms)
+            except ledger.NeedsTransaction:
+                return None
+            values = at_once.params(plan)
+            if values is None:
+                return None
+            await cur.execute(admit_stmt.sql, admit_stmt.args(values))
+            return at_once.admitted(plan, await cur.fetchone())
+
+    async def settle(self, reservation_id: str, usage: Usage, status: str, price: Price
+                     ) -> at_once.Settled | None:
+        """Settle a reservation that holds only the user's counter in one statement
+        (``at_once.settle_at_once``), or None (settle in a worker thread instead)."""
+        if self._prepared is None:
+            await asyncio.to_thread(self._statements)
+        values = at_once.settle_params(reservation_id, usage, status, price)
+        if values is None:
+            return None
+        stmt = self._statements()[2]
+        async with self._connection() as conn, conn.cursor() as cur:
+            await cur.execute(stmt.sql, stmt.args(values))
+            rows = stmt.rows(await cur.fetchall())
+            return at_once.settled(rows[0] if rows else None, values)
 
     async def aclose(self) -> None:
         """Close the idle connections of the running loop's pool."""

@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from ..accounting.alerts import crossed_thresholds
 from ..accounting.pricing import Price, charge
 from ..accounting.usage import Usage
 from . import alerts
@@ -111,7 +112,8 @@ def admitted(plan: Plan, row: Any) -> Admitted | None:
 
 
 @functools.cache
-def _settle_statement() -> sa.Select[Any]:
+def settle_statement() -> sa.Select[Any]:
+    """The one-statement settlement (see the module's doc); values: ``settle_params``."""
     res, log = reservation_table, usage_log
     own_counter = sa.and_(counter.c.scope == USER, counter.c.subject == res.c.user_id,
                           counter.c.window_start == res.c.window_start)
@@ -170,25 +172,42 @@ class Settled:
     limit_micro: int | None
     thresholds: str | None
 
+    def crossed_alerts(self) -> bool:
+        """Whether the charge crossed an alert threshold (``Accountant.note_alerts``)."""
+        return bool(self.charged_micro) and bool(crossed_thresholds(
+            self.spent_micro - self.charged_micro, self.spent_micro, self.limit_micro,
+            alerts.thresholds_of(self.thresholds)))
+
 
 def settle_at_once(session: Session, reservation_id: str, usage: Usage, status: str,
                    price: Price) -> Settled | None:
     """Settle a reservation that holds only the user's counter, in one statement; None
     when nothing was done: the reservation holds more (or is gone), for ``ledger.settle``
     to handle in a transaction. ``session`` runs each statement on its own."""
+    values = settle_params(reservation_id, usage, status, price)
+    if values is None:
+        return None
+    return settled(run(session, settle_statement(), values).first(), values)
+
+
+def settle_params(reservation_id: str, usage: Usage, status: str, price: Price
+                  ) -> dict[str, Any] | None:
+    """The values of ``settle_statement()``; None for a status ``ledger.settle`` refuses."""
     if status not in STATUSES:
         return None  # ledger.settle says why
-    charged = charge(usage, price).micro_credits
-    row = run(session, _settle_statement(), {
-        "rid": reservation_id, "input_tokens": usage.input_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "output_tokens": usage.output_tokens, "reasoning_tokens": usage.reasoning_tokens,
-        "charged_micro": charged, "status": status}).first()
+    return {"rid": reservation_id, "input_tokens": usage.input_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "output_tokens": usage.output_tokens, "reasoning_tokens": usage.reasoning_tokens,
+            "charged_micro": charge(usage, price).micro_credits, "status": status}
+
+
+def settled(row: Any, values: dict[str, Any]) -> Settled | None:
+    """What ``settle_statement()`` did, from its row (None: nothing)."""
     if row is None:
         return None
-    return Settled(None if row.row_id is None else int(row.row_id),
-                   charged if row.row_id is not None else 0,
+    charged = int(values["charged_micro"]) if row.row_id is not None else 0
+    return Settled(None if row.row_id is None else int(row.row_id), charged,
                    CounterKey(USER, row.user_id, int(row.window_start)), row.created_at,
                    int(row.spent_micro), None if row.limit_micro is None
                    else int(row.limit_micro), row.thresholds)
