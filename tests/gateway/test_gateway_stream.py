@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -10,6 +11,7 @@ import pytest
 from gw_support import ALICE_KEY, ledger, messages, reservations, wait_for
 
 from openwebui_token_tracking import Accountant
+from openwebui_token_tracking.storage.async_admission import AsyncAdmissions
 
 
 def post(url: str, body: dict, key: str = ALICE_KEY, **kw) -> httpx.Response:
@@ -106,6 +108,13 @@ def test_the_client_has_its_whole_answer_before_the_charge_is_written(
         release.wait(20)
         return settle(self, *args, **kw)
     monkeypatch.setattr(Accountant, "settle", slow_settle)
+    settle_on_loop = AsyncAdmissions.settle  # PostgreSQL settles on the event loop
+
+    async def slow_settle_on_loop(self, *args, **kw):  # type: ignore[no-untyped-def]
+        writing.set()
+        await asyncio.to_thread(release.wait, 20)
+        return await settle_on_loop(self, *args, **kw)
+    monkeypatch.setattr(AsyncAdmissions, "settle", slow_settle_on_loop)
     r = post(gateway_url, {"model": "gpt-4o-mini", "messages": messages(), "stream": True,
                            "stream_options": {"include_usage": True}})
     # The body ended (usage chunk and [DONE] included) while the charge is still written.
