@@ -324,20 +324,23 @@ class Accountant:
             logger.exception("could not count a refused request")
 
     def settle(self, reservation_id: str, usage: Usage, status: str = "completed",
-               price: Price | None = None, *, defer_on_failure: bool = False) -> int | None:
+               price: Price | None = None, *, defer_on_failure: bool = False,
+               one_limit: bool = True) -> int | None:
         """Charge a reservation for the actual ``usage`` (``price``: ``Admitted.price``).
 
         Retried with backoff within ``SETTLE_RETRY``; never charges twice (see
         ``storage.retry``). If the database still fails, ``DatabaseError`` is raised,
         or with ``defer_on_failure`` the settlement is queued (``self.pending``) and
         None returned; either way the reservation's expiry charges its estimate if the
-        actual usage never gets through.
+        actual usage never gets through. ``one_limit`` (``Admitted.one_limit``): False
+        skips the one-statement attempt on PostgreSQL for a reservation known to hold
+        more.
         """
         now = self.clock()
         what = f"settling reservation {reservation_id}"
 
         def work() -> int | None:
-            if self._postgresql and price is not None:  # one statement (storage.at_once)
+            if self._postgresql and price is not None and one_limit:  # storage.at_once
                 done = self.run(lambda s: at_once_module.settle_at_once(
                     s, reservation_id, usage, status, price), autocommit=True,
                     retry=SETTLE_RETRY, what=what)

@@ -63,7 +63,7 @@ def test_a_warm_admission_is_one_statement_on_postgresql_one_transaction_on_sqli
     statements, commits = watch(engine)
     admitted = admit(acct)
     statements, commits = list(statements), list(commits)  # the admission's own
-    assert admitted.estimate_micro == 5_000_000
+    assert admitted.estimate_micro == 5_000_000 and admitted.one_limit
     assert state(acct) == (5_000_000, 1)
     writes = [s for s in statements if s.lstrip().upper().startswith(("WITH", "INSERT",
                                                                       "UPDATE"))]
@@ -189,9 +189,13 @@ def test_a_reservation_holding_more_is_settled_in_a_transaction(acct, engine):
     acct.run(lambda s: caps.set_cap(s, kind="model", target="gpt", credit_limit=6))
     warm(acct)
     admitted = admit(acct)
+    assert not admitted.one_limit  # it holds the cap's counter too
     statements, commits = watch(engine)
-    acct.settle(admitted.reservation_id, Usage(output_tokens=3000), price=admitted.price)
+    acct.settle(admitted.reservation_id, Usage(output_tokens=3000), price=admitted.price,
+                one_limit=admitted.one_limit)  # as Bill does: no one-statement attempt
     assert len(commits) == 1 and len(statements) > 1
+    assert not any("DELETE FROM token_tracking_reservation" in s and s.startswith("WITH")
+                   for s in statements)
     report = acct.balance("u-alice")
     caps_left = [lim.remaining for lim in report.limits if lim.scope == "model_cap"]
     assert report.remaining == Decimal(7) and caps_left == [Decimal(3)]

@@ -213,7 +213,7 @@ class Bill:
         return self.settlement
 
     async def _settle(self, admitted: Admitted, usage: Usage, status: str) -> int | None:
-        if self.admissions is not None and self.allowance_id is None:
+        if self.admissions is not None and admitted.one_limit:
             try:
                 done = await self.admissions.settle(admitted.reservation_id, usage, status,
                                                     admitted.price)
@@ -228,7 +228,8 @@ class Bill:
                 return done.row_id
         return await asyncio.to_thread(
             self.accountant.settle, admitted.reservation_id, usage, status, admitted.price,
-            defer_on_failure=True)  # never fail a finished answer; the charge is queued
+            defer_on_failure=True,  # never fail a finished answer; the charge is queued
+            one_limit=admitted.one_limit)
 
     async def balance(self) -> BalanceReport:
         return await asyncio.to_thread(self.accountant.balance, self.request.user_id,

@@ -80,6 +80,9 @@ class Admitted:
     estimate_micro: int
     price: Price
     free: bool
+    one_limit: bool = False
+    """It holds only the user's own counter: on PostgreSQL it can be settled in one
+    statement (``storage.at_once``)."""
 
 
 # -- limits -------------------------------------------------------------------------------
@@ -142,7 +145,9 @@ class Plan:
         return str(self.row["user_id"])
 
     def admitted(self) -> Admitted:
-        return Admitted(self.reservation_id, self.estimate_micro, self.price, self.free)
+        one = self.one_hold
+        return Admitted(self.reservation_id, self.estimate_micro, self.price, self.free,
+                        one is not None and one.key.scope == USER)
 
     @property
     def one_hold(self) -> Limit | None:
