@@ -115,3 +115,45 @@ def test_a_lost_settlement_answer_on_the_loop_charges_once(oai, gw_engine, backe
     rows = ledger(gw_engine)
     assert len(rows) == 2 and reservations(gw_engine) == 0
     assert counter(gw_engine) == (sum(r.charged_micro for r in rows), 0)
+
+
+def test_open_webui_groups_created_later_count_on_the_event_loop_too(
+        oai, gw_engine, backend, monkeypatch):
+    """The terms read on the loop follow Open WebUI's group tables as the worker thread
+    does: created after the service started (and probed again), a linked group's
+    allowance counts."""
+    import openai
+    import pytest
+
+    from openwebui_token_tracking.storage import group_links, groups, settings_store
+    from openwebui_token_tracking.storage.openwebui_access import group_member_table
+    from openwebui_token_tracking.storage.openwebui_groups import forget_probes
+    from openwebui_token_tracking.storage.openwebui_tables import group_table, openwebui_metadata
+
+    def set_allowance(value: str) -> None:
+        with Session(gw_engine) as s, s.begin():
+            settings_store.set_value(s, "base_credit_allowance", value)
+    ask(oai)  # warm: the counter exists, later admissions can run on the loop
+    set_allowance("0")
+    with pytest.raises(openai.RateLimitError):
+        ask(oai)
+    # the gateway's stand-in tables have group_member (for access grants), not group
+    openwebui_metadata.create_all(gw_engine, tables=[group_table])
+    with gw_engine.begin() as conn:
+        conn.execute(sa.insert(group_table).values(id="staff", name="Staff", user_id="u-admin"))
+        conn.execute(sa.insert(group_member_table).values(id="m1", group_id="staff",
+                                                          user_id="u-alice"))
+    forget_probes()  # as RECHECK_MISSING_S passing would
+    with Session(gw_engine) as s, s.begin():
+        groups.create_group(s, "Staff budget", 50)
+        group_links.link_group(s, "Staff budget", "staff")
+    in_threads: list[str] = []
+    admit = Accountant.admit
+
+    def counting(self, **kw):  # type: ignore[no-untyped-def]
+        in_threads.append(kw["model_id"])
+        return admit(self, **kw)
+    monkeypatch.setattr(Accountant, "admit", counting)
+    ask(oai)  # admitted with the group's allowance, on the loop on PostgreSQL
+    assert len(in_threads) == (0 if backend == "postgresql" else 1)
+    assert len(ledger(gw_engine)) == 2 and reservations(gw_engine) == 0

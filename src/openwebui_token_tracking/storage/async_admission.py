@@ -36,8 +36,9 @@ from ..accounting.usage import Usage
 from . import at_once, ledger
 from .engine import LOCK_WAIT_S
 from .ledger import Admitted
+from .openwebui_groups import GroupTables, group_tables, known_group_tables
 from .prepared import Prepared
-from .user_state import fold_terms, terms_statement
+from .user_state import build_statement, fold_terms
 
 
 class _Pool:
@@ -58,18 +59,28 @@ class AsyncAdmissions:
         self.size = size
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = \
             weakref.WeakKeyDictionary()
-        self._prepared: tuple[Prepared, Prepared, Prepared] | None = None
+        dialect = engine.dialect
+        self._admit = Prepared(at_once.statement(), dialect)
+        self._settle = Prepared(at_once.settle_statement(), dialect)
+        self._terms: dict[GroupTables, Prepared] = {}
 
-    def _statements(self) -> tuple[Prepared, Prepared, Prepared]:
-        """The terms and admission statements, compiled once (the terms statement's
-        shape follows Open WebUI's group tables: probed once, in a worker thread)."""
-        if self._prepared is None:
-            with Session(self.engine) as session:
-                terms = terms_statement(session)
-            dialect = self.engine.dialect
-            self._prepared = (Prepared(terms, dialect), Prepared(at_once.statement(), dialect),
-                              Prepared(at_once.settle_statement(), dialect))
-        return self._prepared
+    async def _terms_statement(self) -> Prepared:
+        """The terms statement for the shape of Open WebUI's group tables, as the
+        worker-thread path reads it; when their cached probe is due, probed again in a
+        worker thread (it inspects the database)."""
+        kind = known_group_tables(self.engine)
+        if kind is None:
+            kind = await asyncio.to_thread(self._probe)
+        found = self._terms.get(kind)
+        if found is None:
+            found = self._terms[kind] = Prepared(
+                build_statement(self.engine.dialect.name, kind, balance=False),
+                self.engine.dialect)
+        return found
+
+    def _probe(self) -> GroupTables:
+        with Session(self.engine) as session:
+            return group_tables(session)
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
@@ -103,9 +114,7 @@ class AsyncAdmissions:
                     message_id: str | None = None) -> Admitted | None:
         """Admit on the user's own allowance in two statements, or None (admit in a
         worker thread instead, with the same ``reservation_id``)."""
-        if self._prepared is None:
-            await asyncio.to_thread(self._statements)
-        terms_stmt, admit_stmt, _ = self._statements()
+        terms_stmt, admit_stmt = await self._terms_statement(), self._admit
         async with self._connection() as conn, conn.cursor() as cur:
             await cur.execute(terms_stmt.sql, terms_stmt.args({
                 "user_id": user_id, "model_id": model_id, "provider": provider,
@@ -129,12 +138,10 @@ class AsyncAdmissions:
                      ) -> at_once.Settled | None:
         """Settle a reservation that holds only the user's counter in one statement
         (``at_once.settle_at_once``), or None (settle in a worker thread instead)."""
-        if self._prepared is None:
-            await asyncio.to_thread(self._statements)
         values = at_once.settle_params(reservation_id, usage, status, price)
         if values is None:
             return None
-        stmt = self._statements()[2]
+        stmt = self._settle
         async with self._connection() as conn, conn.cursor() as cur:
             await cur.execute(stmt.sql, stmt.args(values))
             rows = stmt.rows(await cur.fetchall())

@@ -57,14 +57,23 @@ def probe_group_tables(session: Session) -> GroupTables:
     return GroupTables.NESTED if "parent_group_id" in columns else GroupTables.FLAT
 
 
+def known_group_tables(engine: Engine) -> GroupTables | None:
+    """The cached probe of ``engine``'s group tables; None when a probe is due (reading
+    the cache needs no database, for callers that must not block)."""
+    found = _probed.get(engine)
+    if found is not None and (found[0] is not GroupTables.NONE
+                              or time.monotonic() - found[1] < RECHECK_MISSING_S):
+        return found[0]
+    return None
+
+
 def group_tables(session: Session) -> GroupTables:
     """``probe_group_tables``, cached per engine (a missing table is re-probed later)."""
     key = session.get_bind().engine
-    found = _probed.get(key)
+    known = known_group_tables(key)
+    if known is not None:
+        return known
     now = time.monotonic()
-    if found is not None and (found[0] is not GroupTables.NONE
-                              or now - found[1] < RECHECK_MISSING_S):
-        return found[0]
     kind = probe_group_tables(session)
     with _lock:
         _probed[key] = (kind, now)

@@ -328,14 +328,9 @@ def admission_terms(session: Session, user_id: str, provider: str, model_id: str
         "api_key_id": api_key_id, "at": at}).rows)
 
 
-def terms_statement(session: Session) -> sa.CompoundSelect:
-    """The statement ``admission_terms`` runs (for a driver other than the session's;
-    its rows go to ``fold_terms``)."""
-    return _statement(session, False)
-
-
 def fold_terms(rows: Iterable[Any]) -> UserTerms:
-    """``UserTerms`` from the rows of ``terms_statement``."""
+    """``UserTerms`` from the rows of the statement ``admission_terms`` runs
+    (``build_statement(..., balance=False)``), read through another driver."""
     return _fold(rows)
 
 
