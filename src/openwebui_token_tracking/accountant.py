@@ -275,7 +275,7 @@ class Accountant:
                 return None
             return at_once_module.hold_at_once(session, planned) or planned
 
-        self._maybe_sweep(now)
+        self.maybe_sweep(now)
         try:
             done = (self.run(at_once, autocommit=True, retry=ADMIT_RETRY, what="admission")
                     if self._postgresql else None)
@@ -296,14 +296,10 @@ class Accountant:
         return last is None or not last <= now < last + ledger.SWEEP_EVERY
 
     def maybe_sweep(self, now: datetime) -> None:
-        """``_maybe_sweep``: for admissions made elsewhere (the gateway's on the event
-        loop), which must sweep too."""
-        self._maybe_sweep(now)
-
-    def _maybe_sweep(self, now: datetime) -> None:
         """Settle reservations of dead processes at most every ``SWEEP_EVERY``, in a
         transaction of its own (settling other users' reservations inside an admission
         would lock their counters too); in between, no transaction is opened at all.
+        Every admission calls it (the gateway's on the event loop, in a worker thread).
         A read comes first, so the write lock is only taken when something expired."""
         if not self.sweep_due(now):
             return

@@ -21,6 +21,18 @@ def counter(engine) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def threaded_admissions(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The model ids of admissions made in a worker thread (``Accountant.admit``)."""
+    seen: list[str] = []
+    admit = Accountant.admit
+
+    def counting(self, **kw):  # type: ignore[no-untyped-def]
+        seen.append(kw["model_id"])
+        return admit(self, **kw)
+    monkeypatch.setattr(Accountant, "admit", counting)
+    return seen
+
+
 def ask(oai, stream: bool = True) -> None:
     answer = oai().chat.completions.create(model="gpt-4o-mini", messages=messages(),
                                            stream=stream)
@@ -32,13 +44,7 @@ def ask(oai, stream: bool = True) -> None:
 
 def test_a_warm_request_is_admitted_on_the_event_loop_on_postgresql(
         oai, gw_engine, backend, monkeypatch):
-    in_threads: list[str] = []
-    admit = Accountant.admit
-
-    def counting(self, **kw):  # type: ignore[no-untyped-def]
-        in_threads.append(kw["model_id"])
-        return admit(self, **kw)
-    monkeypatch.setattr(Accountant, "admit", counting)
+    in_threads = threaded_admissions(monkeypatch)
     ask(oai)  # the window's first request creates the counter: in a worker thread
     assert len(in_threads) == 1
     ask(oai)
@@ -147,13 +153,7 @@ def test_open_webui_groups_created_later_count_on_the_event_loop_too(
     with Session(gw_engine) as s, s.begin():
         groups.create_group(s, "Staff budget", 50)
         group_links.link_group(s, "Staff budget", "staff")
-    in_threads: list[str] = []
-    admit = Accountant.admit
-
-    def counting(self, **kw):  # type: ignore[no-untyped-def]
-        in_threads.append(kw["model_id"])
-        return admit(self, **kw)
-    monkeypatch.setattr(Accountant, "admit", counting)
+    in_threads = threaded_admissions(monkeypatch)
     ask(oai)  # admitted with the group's allowance, on the loop on PostgreSQL
     assert len(in_threads) == (0 if backend == "postgresql" else 1)
     assert len(ledger(gw_engine)) == 2 and reservations(gw_engine) == 0

@@ -37,8 +37,8 @@ from . import at_once, ledger
 from .engine import LOCK_WAIT_S
 from .ledger import Admitted
 from .openwebui_groups import GroupTables, group_tables, known_group_tables
-from .prepared import Prepared
-from .user_state import build_statement, fold_terms
+from .prepared import Prepared, prepared_for
+from .user_state import fold_terms, statement_for
 
 
 class _Pool:
@@ -59,10 +59,8 @@ class AsyncAdmissions:
         self.size = size
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = \
             weakref.WeakKeyDictionary()
-        dialect = engine.dialect
-        self._admit = Prepared(at_once.statement(), dialect)
-        self._settle = Prepared(at_once.settle_statement(), dialect)
-        self._terms: dict[GroupTables, Prepared] = {}
+        self._admit = prepared_for(engine.dialect, at_once.statement())
+        self._settle = prepared_for(engine.dialect, at_once.settle_statement())
 
     async def _terms_statement(self) -> Prepared:
         """The terms statement for the shape of Open WebUI's group tables, as the
@@ -71,12 +69,8 @@ class AsyncAdmissions:
         kind = known_group_tables(self.engine)
         if kind is None:
             kind = await asyncio.to_thread(self._probe)
-        found = self._terms.get(kind)
-        if found is None:
-            found = self._terms[kind] = Prepared(
-                build_statement(self.engine.dialect.name, kind, balance=False),
-                self.engine.dialect)
-        return found
+        dialect = self.engine.dialect
+        return prepared_for(dialect, statement_for(dialect.name, kind, balance=False))
 
     def _probe(self) -> GroupTables:
         with Session(self.engine) as session:

@@ -160,7 +160,11 @@ _prepared: dict[tuple[int, str], tuple[sa.ClauseElement, Prepared]] = {}
 def prepared(session: Session, statement: sa.ClauseElement) -> Prepared:
     """``statement`` compiled for the session's dialect, once (a module-level statement:
     the cache holds it, so its id stays its own)."""
-    dialect = session.get_bind().dialect
+    return prepared_for(session.get_bind().dialect, statement)
+
+
+def prepared_for(dialect: Dialect, statement: sa.ClauseElement) -> Prepared:
+    """``prepared`` for a dialect (a statement run through another driver)."""
     key = (id(statement), dialect.name)
     hit = _prepared.get(key)
     if hit is None:

@@ -282,11 +282,17 @@ _statements: dict[tuple[str, GroupTables, bool], sa.CompoundSelect] = {}
 
 
 def _statement(session: Session, balance: bool) -> sa.CompoundSelect:
-    dialect = session.get_bind().dialect.name
-    key = (dialect, group_tables(session), balance)
+    return statement_for(session.get_bind().dialect.name, group_tables(session), balance)
+
+
+def statement_for(dialect: str, kind: GroupTables, balance: bool) -> sa.CompoundSelect:
+    """The terms statement for a dialect and shape of Open WebUI's group tables, built
+    once (``admission_terms`` runs it with ``balance=False``; its rows go to
+    ``fold_terms``)."""
+    key = (dialect, kind, balance)
     stmt = _statements.get(key)
     if stmt is None:
-        stmt = _statements[key] = build_statement(dialect, key[1], balance=balance)
+        stmt = _statements[key] = build_statement(dialect, kind, balance=balance)
     return stmt
 
 
@@ -294,7 +300,8 @@ def _int(value: object) -> int | None:
     return None if value is None else int(cast(int, value))
 
 
-def _fold(rows: Iterable[Any]) -> UserTerms:
+def fold_terms(rows: Iterable[Any]) -> UserTerms:
+    """``UserTerms`` from the rows of the terms statement (``statement_for``)."""
     settings: dict[str, str] = {}
     groups, caps = [], []
     own = rate = key_cap = price = None
@@ -323,17 +330,11 @@ def admission_terms(session: Session, user_id: str, provider: str, model_id: str
                     api_key_id: str | None = None, at: datetime | None = None) -> UserTerms:
     """The settings, the user's groups, the caps on this model and provider, the cap
     of the API key the request came with and the model's price in force at ``at``."""
-    return _fold(run(session, _statement(session, False), {
+    return fold_terms(run(session, _statement(session, False), {
         "user_id": user_id, "model_id": model_id, "provider": provider,
         "api_key_id": api_key_id, "at": at}).rows)
 
 
-def fold_terms(rows: Iterable[Any]) -> UserTerms:
-    """``UserTerms`` from the rows of the statement ``admission_terms`` runs
-    (``build_statement(..., balance=False)``), read through another driver."""
-    return _fold(rows)
-
-
 def balance_terms(session: Session, user_id: str) -> UserTerms:
     """The settings, the user's groups, every cap that applies and the latest counters."""
-    return _fold(run(session, _statement(session, True), {"user_id": user_id}).rows)
+    return fold_terms(run(session, _statement(session, True), {"user_id": user_id}).rows)
