@@ -30,6 +30,7 @@ from ..openwebui.sponsorship import resolve_binding
 from ..providers.client import ProviderStream
 from ..providers.estimate import prompt_tokens
 from ..providers.protocol import Completion
+from ..providers.transport import async_client
 from ..service.auth import STATIC_ADMIN_ID, Authenticator, AuthError
 from ..storage.async_admission import AsyncAdmissions
 from ..storage.openwebui_access import user_timezone_name
@@ -69,7 +70,8 @@ class Gateway:
         self.admissions = (AsyncAdmissions(accountant.engine)
                            if accountant.engine.dialect.name == "postgresql" else None)
         """PostgreSQL: admissions on the event loop (``storage.async_admission``)."""
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients = {u.provider: self._new_client(u) for u in upstreams}
+        """Built here, off the event loop (loading CA certificates blocks)."""
         self._callers: dict[str, tuple[float, Caller]] = {}
 
     # -- who and what --------------------------------------------------------------------
@@ -119,14 +121,14 @@ class Gateway:
 
     # -- chat ----------------------------------------------------------------------------
 
+    def _new_client(self, upstream: Upstream) -> httpx.AsyncClient:
+        return async_client(httpx.Timeout(upstream.connection.timeout_s, connect=10.0),
+                            self.transport)
+
     def client(self, upstream: Upstream) -> httpx.AsyncClient:
         client = self._clients.get(upstream.provider)
         if client is None or client.is_closed:
-            timeout = httpx.Timeout(upstream.connection.timeout_s, connect=10.0)
-            client = httpx.AsyncClient(transport=self.transport, timeout=timeout,
-                                       limits=httpx.Limits(max_connections=None,
-                                                           max_keepalive_connections=100))
-            self._clients[upstream.provider] = client
+            client = self._clients[upstream.provider] = self._new_client(upstream)
         return client
 
     async def chat(self, caller: Caller, req: ChatRequest) -> Response:

@@ -25,6 +25,7 @@ from ..metering import PIPE, Bill, finish, metered_deltas, send
 from ..providers.client import ProviderStream
 from ..providers.estimate import prompt_tokens
 from ..providers.protocol import MAX_TOKENS, Completion, WireProtocol
+from ..providers.transport import async_client
 from ..storage.aliases import usable_ids
 from ..storage.prices import list_prices
 from .billing import bill_for
@@ -36,10 +37,6 @@ from .valves import PipeSettings, PipeValves, resolve
 logger = logging.getLogger(__name__)
 
 Emitter = Callable[[dict[str, Any]], Awaitable[Any]]
-
-LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
-"""Every stream holds its own connection: httpx's default cap of 100 connections made the
-101st concurrent request wait for a whole answer to finish before it could start."""
 
 
 class TrackedPipe:
@@ -83,9 +80,7 @@ class TrackedPipe:
         async with self._client_lock:
             if self._client is None or self._client.is_closed:
                 timeout = httpx.Timeout(settings.connection.timeout_s, connect=10.0)
-                self._client = await asyncio.to_thread(
-                    httpx.AsyncClient, transport=self.transport, timeout=timeout,
-                    limits=LIMITS)
+                self._client = await asyncio.to_thread(async_client, timeout, self.transport)
             return self._client
 
     # -- Open WebUI entry points ---------------------------------------------------------
