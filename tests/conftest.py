@@ -7,7 +7,6 @@ schema that is dropped afterwards, so nothing is left behind.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -18,26 +17,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from db_support import USERS, create_openwebui_users  # noqa: F401  (re-exported)
+from db_support import (  # noqa: F401  (re-exported)
+    BACKENDS,
+    PG_URL,
+    USERS,
+    create_openwebui_users,
+)
 from openwebui_token_tracking.alerts.deliverer import stop_all as stop_alert_delivery
 from openwebui_token_tracking.storage import migrate
 from openwebui_token_tracking.storage.engine import dispose_engines, get_engine
 
-PG_URL = os.environ.get("TT_TEST_POSTGRES_URL", "")
-
-
-def _backends() -> list[str]:
-    configured = os.environ.get("TT_TEST_BACKENDS")
-    if configured:
-        names = [b.strip() for b in configured.split(",") if b.strip()]
-    else:
-        names = ["sqlite"] + (["postgresql"] if PG_URL else [])
-    if "postgresql" in names and not PG_URL:
-        raise pytest.UsageError("TT_TEST_BACKENDS asks for postgresql: set TT_TEST_POSTGRES_URL")
-    return names
-
-
-BACKENDS = _backends()
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 

@@ -1,9 +1,12 @@
-"""Helpers for tests that need Open WebUI's ``user``, ``group`` and ``group_member``
-tables (a uniquely named module, so it never clashes with the several ``conftest.py``
-files)."""
+"""The backends under test, and helpers for tests that need Open WebUI's ``user``,
+``group`` and ``group_member`` tables (a uniquely named module, so it never clashes with
+the several ``conftest.py`` files)."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -14,6 +17,23 @@ from openwebui_token_tracking.storage.openwebui_tables import (
     openwebui_metadata,
     user_table,
 )
+
+PG_URL = os.environ.get("TT_TEST_POSTGRES_URL", "")
+
+
+def _backends() -> list[str]:
+    configured = os.environ.get("TT_TEST_BACKENDS")
+    if configured:
+        names = [b.strip() for b in configured.split(",") if b.strip()]
+    else:
+        names = ["sqlite"] + (["postgresql"] if PG_URL else [])
+    if "postgresql" in names and not PG_URL:
+        raise pytest.UsageError("TT_TEST_BACKENDS asks for postgresql: set TT_TEST_POSTGRES_URL")
+    return names
+
+
+BACKENDS = _backends()
+"""The backends under test (``conftest.py``'s doc)."""
 
 USERS = [
     {"id": "u-alice", "name": "Alice", "email": "alice@example.edu", "role": "user"},
