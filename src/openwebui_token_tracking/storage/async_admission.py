@@ -37,8 +37,8 @@ from . import at_once, ledger
 from .engine import LOCK_WAIT_S
 from .ledger import Admitted
 from .openwebui_groups import GroupTables, group_tables, known_group_tables
-from .prepared import Prepared, prepared_for
-from .user_state import fold_terms, statement_for
+from .prepared import prepared_for
+from .user_state import UserTerms, fingerprinted, fold_terms, terms_fingerprint
 
 
 class _Pool:
@@ -60,17 +60,18 @@ class AsyncAdmissions:
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = \
             weakref.WeakKeyDictionary()
         self._admit = prepared_for(engine.dialect, at_once.statement())
+        self._terms: dict[tuple[str, str, str, str | None, GroupTables],
+                          tuple[UserTerms, str]] = {}
+        """Terms read for (user, provider, model, key, group tables), with their digest:
+        the next admission plans from them and holds only if the digest is unchanged."""
         self._settle = prepared_for(engine.dialect, at_once.settle_statement())
 
-    async def _terms_statement(self) -> Prepared:
-        """The terms statement for the shape of Open WebUI's group tables, as the
-        worker-thread path reads it; when their cached probe is due, probed again in a
-        worker thread (it inspects the database)."""
+    async def _group_tables(self) -> GroupTables:
+        """The shape of Open WebUI's group tables, as the worker-thread path reads it;
+        when their cached probe is due, probed again in a worker thread (it inspects the
+        database)."""
         kind = known_group_tables(self.engine)
-        if kind is None:
-            kind = await asyncio.to_thread(self._probe)
-        dialect = self.engine.dialect
-        return prepared_for(dialect, statement_for(dialect.name, kind, balance=False))
+        return kind if kind is not None else await asyncio.to_thread(self._probe)
 
     def _probe(self) -> GroupTables:
         with Session(self.engine) as session:
@@ -106,26 +107,52 @@ class AsyncAdmissions:
                     now: datetime, reservation_id: str, api_key_id: str | None = None,
                     entry_point: str | None = None, chat_id: str | None = None,
                     message_id: str | None = None) -> Admitted | None:
-        """Admit on the user's own allowance in two statements, or None (admit in a
-        worker thread instead, with the same ``reservation_id``)."""
-        terms_stmt, admit_stmt = await self._terms_statement(), self._admit
-        async with self._connection() as conn, conn.cursor() as cur:
-            await cur.execute(terms_stmt.sql, terms_stmt.args({
-                "user_id": user_id, "model_id": model_id, "provider": provider,
-                "api_key_id": api_key_id, "at": now}))
-            terms = fold_terms(terms_stmt.rows(await cur.fetchall()))
+        """Admit on the user's own allowance, or None (admit in a worker thread instead,
+        with the same ``reservation_id``): one statement when the user's terms were read
+        before (and are unchanged), else two."""
+        kind = await self._group_tables()
+        key = (user_id, provider, model_id, api_key_id, kind)
+        terms_of = {"user_id": user_id, "model_id": model_id, "provider": provider,
+                    "api_key_id": api_key_id, "at": now}
+
+        def plan_for(terms: UserTerms) -> ledger.Plan | None:
             try:
-                plan = ledger.plan(
+                return ledger.plan(
                     _NO_SESSION, user_id=user_id, provider=provider, model_id=model_id,
                     estimate=estimate, now=now, api_key_id=api_key_id,
                     entry_point=entry_point, chat_id=chat_id, message_id=message_id,
                     reservation_id=reservation_id, may_write=False, terms=terms)
             except ledger.NeedsTransaction:
                 return None
-            values = at_once.params(plan)
-            if values is None:
+
+        async with self._connection() as conn, conn.cursor() as cur:
+            known = self._terms.get(key)
+            if known is not None:
+                plan = plan_for(known[0])
+                values = None if plan is None else at_once.params(plan)
+                if plan is None or values is None:
+                    return None
+                stmt = prepared_for(self.engine.dialect, at_once.guarded_statement(kind))
+                await cur.execute(stmt.sql, stmt.args({
+                    **values, "terms_fp": known[1],
+                    **{f"t_{name}": value for name, value in terms_of.items()}}))
+                row = await cur.fetchone()
+                if row is not None and row[2] == known[1]:
+                    return at_once.admitted(plan, row)
+                self._terms.pop(key, None)  # the terms changed: read them again
+            stmt = prepared_for(self.engine.dialect, fingerprinted(kind))
+            await cur.execute(stmt.sql, stmt.args(terms_of))
+            rows = stmt.rows(await cur.fetchall())
+            terms, digest = fold_terms(rows), terms_fingerprint(rows)
+            if digest is not None:
+                if len(self._terms) >= MAX_CACHED_TERMS:
+                    self._terms.clear()
+                self._terms[key] = (terms, digest)
+            plan = plan_for(terms)
+            values = None if plan is None else at_once.params(plan)
+            if plan is None or values is None:
                 return None
-            await cur.execute(admit_stmt.sql, admit_stmt.args(values))
+            await cur.execute(self._admit.sql, self._admit.args(values))
             return at_once.admitted(plan, await cur.fetchone())
 
     async def settle(self, reservation_id: str, usage: Usage, status: str, price: Price
@@ -154,6 +181,8 @@ async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
     except psycopg.Error:
         pass
 
+
+MAX_CACHED_TERMS = 10_000
 
 _NO_SESSION: Any = None
 """``ledger.plan`` with the terms given and ``may_write=False`` reads nothing."""

@@ -42,6 +42,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import visitors
 
 from ..accounting.alerts import crossed_thresholds
 from ..accounting.pricing import Price, charge
@@ -49,12 +50,44 @@ from ..accounting.usage import Usage
 from . import alerts
 from .counters import USER, CounterKey, counter, usage_log
 from .ledger import STATUSES, Admitted, Plan, reservation_table
+from .openwebui_groups import GroupTables
 from .prepared import run
+from .user_state import statement_for, terms_digest
 
 
 @functools.cache
 def statement() -> sa.Select[tuple[int, int]]:
     """The one-limit admission (see the module's doc); values: ``params(plan)``."""
+    return _admission()
+
+
+TERMS_PARAMS = ("user_id", "model_id", "provider", "api_key_id", "at")
+"""What the admission terms statement binds; ``guarded_statement`` binds them ``t_...``."""
+
+
+@functools.cache
+def guarded_statement(kind: GroupTables) -> sa.Select[tuple[int, int, str]]:
+    """``statement()`` for a plan made from terms read earlier: it holds only while the
+    user's terms still have the digest they were read with (``terms_fp``, from
+    ``user_state.fingerprinted``), computed in the same statement, so a change to any of
+    them (a limit, a group or membership, a cap, the price in force) is never missed.
+    Values: ``params(plan)``, the terms' values as ``t_user_id``, ... (``TERMS_PARAMS``)
+    and ``terms_fp``; it answers (held, inserted, the digest now)."""
+    terms = cast(sa.CompoundSelect, visitors.replacement_traverse(
+        statement_for("postgresql", kind, balance=False), {}, _prefixed))
+    digest = terms_digest(terms.cte("tt_terms"))
+    return _admission(digest == sa.bindparam("terms_fp", type_=sa.String), digest)
+
+
+def _prefixed(element: visitors.ExternallyTraversible, **kw: Any
+              ) -> visitors.ExternallyTraversible | None:
+    if isinstance(element, sa.BindParameter) and element.key in TERMS_PARAMS:
+        return sa.bindparam(f"t_{element.key}", type_=element.type)
+    return None
+
+
+def _admission(guard: sa.ColumnElement[bool] | None = None,
+               digest: sa.ScalarSelect[str] | None = None) -> Any:
     res = reservation_table
     held = (
         sa.update(counter)
@@ -64,7 +97,8 @@ def statement() -> sa.Select[tuple[int, int]]:
                counter.c.spent_micro + counter.c.reserved_micro
                + sa.bindparam("amount", type_=sa.BigInteger)
                <= sa.bindparam("cap", type_=sa.BigInteger),
-               ~sa.exists().where(res.c.id == sa.bindparam("id", type_=res.c.id.type)))
+               ~sa.exists().where(res.c.id == sa.bindparam("id", type_=res.c.id.type)),
+               *([] if guard is None else [guard]))
         .values(reserved_micro=counter.c.reserved_micro
                 + sa.bindparam("amount", type_=sa.BigInteger),
                 limit_micro=sa.bindparam("cap", type_=sa.BigInteger))
@@ -80,7 +114,8 @@ def statement() -> sa.Select[tuple[int, int]]:
     )
     return sa.select(
         sa.select(sa.func.count()).select_from(held).scalar_subquery().label("held"),
-        sa.select(sa.func.count()).select_from(inserted).scalar_subquery().label("inserted"))
+        sa.select(sa.func.count()).select_from(inserted).scalar_subquery().label("inserted"),
+        *([] if digest is None else [digest.label("terms_fp")]))
 
 
 def hold_at_once(session: Session, plan: Plan) -> Admitted | None:
@@ -107,7 +142,7 @@ def params(plan: Plan) -> dict[str, object] | None:
 
 def admitted(plan: Plan, row: Any) -> Admitted | None:
     """The admission, if ``statement()`` answered ``row`` = (held, inserted) = (1, 1)."""
-    held, inserted = cast(tuple[int, int], tuple(row))
+    held, inserted = cast(tuple[int, int], tuple(row)[:2])
     return plan.admitted() if held and inserted else None
 
 

@@ -13,6 +13,9 @@ the counters. The statement is a ``UNION ALL`` of tagged rows:
 - ``u``: the user's window counter and rate counter (balance only)
 - ``k``: the cap of the API key the request came with, if it has one (admission only)
 - ``p``: the requested model's price in force, if it has one (admission only)
+- ``f``: on PostgreSQL, for the event loop's admissions (``fingerprinted``), a digest of
+  all the other rows: an admission planned from terms read earlier holds only while the
+  terms still have that digest (``storage.at_once.guarded_statement``)
 
 Counters are joined as each key's latest window (an index seek on the primary key), so
 the statement does not depend on the window the settings define; a counter of another
@@ -32,6 +35,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from ..accounting.limits import effective_caps, most_generous
@@ -296,6 +300,38 @@ def statement_for(dialect: str, kind: GroupTables, balance: bool) -> sa.Compound
     return stmt
 
 
+FINGERPRINT = "f"
+
+
+def terms_digest(rows: sa.CTE) -> sa.ScalarSelect[str]:
+    """PostgreSQL: the md5 of the text of every row of the terms ``rows``, in a fixed
+    order (any change to the settings, groups, memberships, caps, key cap or price in
+    force changes it)."""
+    text: sa.ColumnElement[str] = sa.literal_column(f"{rows.name}::text")
+    agg = sa.func.string_agg(text, aggregate_order_by(sa.literal_column("','"), text))
+    return (sa.select(sa.func.coalesce(sa.func.md5(agg), ""))
+            .select_from(rows).scalar_subquery())
+
+
+_fingerprinted: dict[GroupTables, sa.CompoundSelect] = {}
+
+
+def fingerprinted(kind: GroupTables) -> sa.CompoundSelect:
+    """PostgreSQL: the admission terms statement plus its ``f`` row, whose target is
+    ``terms_digest`` of the others, read in the same snapshot (``terms_fingerprint``)."""
+    stmt = _fingerprinted.get(kind)
+    if stmt is None:
+        rows = statement_for("postgresql", kind, balance=False).cte("tt_terms")
+        digest = sa.select(*_row(FINGERPRINT, None, None, terms_digest(rows), []))
+        stmt = _fingerprinted[kind] = sa.union_all(sa.select(rows), digest)
+    return stmt
+
+
+def terms_fingerprint(rows: Iterable[Any]) -> str | None:
+    """The digest in the ``f`` row of ``fingerprinted``'s rows."""
+    return next((str(row[3]) for row in rows if row[0] == FINGERPRINT), None)
+
+
 def _int(value: object) -> int | None:
     return None if value is None else int(cast(int, value))
 
@@ -316,6 +352,8 @@ def fold_terms(rows: Iterable[Any]) -> UserTerms:
                                  int(n1 or 0), _counter_of(n2, n3, n4)))
         elif tag == "k":
             key_cap = _int(n1)
+        elif tag == FINGERPRINT:
+            continue
         elif tag == "p":
             price = PriceInput(*(_int(n) for n in (n1, n2, n3, n4, n5, n6, n7, n8))  # type: ignore[arg-type]
                                ).to_price(at)
