@@ -4,9 +4,12 @@ worker thread.
 The gateway serves many streams on one event loop. An admission in a worker thread
 waits twice for that loop (handing the work over and back) and, after each of its round
 trips, for the interpreter the loop holds; with 8 streams in flight that tripled the
-admission's time. Here the two statements of a one-limit admission (the user's terms,
-then ``at_once.statement``) run on psycopg's async connections, awaited on the loop;
-settling such a reservation is one statement too (``at_once.settle_statement``).
+admission's time. Here a one-limit admission runs on psycopg's async connections,
+awaited on the loop: the first for a user, model and key reads the terms with their digest
+(``user_state.fingerprinted``) and holds (``at_once.statement``); the next ones plan from
+those terms and hold in one statement that checks the digest is unchanged
+(``at_once.guarded_statement``; when it changed, the terms are read again). Settling
+such a reservation is one statement too (``at_once.settle_statement``).
 
 Only that path: whenever it cannot admit by itself (a first request in a window, a
 refusal, several limits, an unpriced model id, any error), ``admit`` returns None or
