@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -142,6 +143,24 @@ def test_bad_bodies_are_400_with_a_clear_message(gateway_url, gw_engine, content
     error = r.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == param
     assert expected in error["message"]
+    assert ledger(gw_engine) == [] and reservations(gw_engine) == 0
+
+
+def test_a_body_over_the_limit_is_413_declared_or_streamed(gateway_url, gw_engine):
+    from openwebui_token_tracking.gateway.requests import MAX_BODY_BYTES
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "x" * (MAX_BODY_BYTES + 1)}]}).encode()
+    declared = post(gateway_url, body)
+
+    def pieces():  # no Content-Length: chunked, counted while it arrives
+        for start in range(0, len(body), 2**20):
+            yield body[start:start + 2**20]
+    streamed = httpx.post(f"{gateway_url}/v1/chat/completions", content=pieces(),
+                          timeout=30, headers={"Authorization": f"Bearer {ALICE_KEY}"})
+    for r in (declared, streamed):
+        assert r.status_code == 413, r.text
+        error = r.json()["error"]
+        assert error["code"] == "request_too_large" and "32 MiB" in error["message"]
     assert ledger(gw_engine) == [] and reservations(gw_engine) == 0
 
 

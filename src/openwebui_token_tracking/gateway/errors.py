@@ -4,6 +4,7 @@
 what                                   status  ``error.code``
 =====================================  ======  ===============================
 bad JSON, missing field, bad value     400     ``invalid_json`` / ``invalid_value``
+request body over 32 MiB               413     ``request_too_large``
 no / unknown / expired token           401     ``invalid_api_key``
 not allowed (workspace model, role)    403     ``permission_denied``
 unpriced or unserved model             404     ``model_not_found``
@@ -52,10 +53,11 @@ class BadRequest(InvalidInputError):
     """The request body is not a chat completion request we can serve."""
 
     def __init__(self, message: str, *, param: str | None = None,
-                 code: str = "invalid_value") -> None:
+                 code: str = "invalid_value", status: int = 400) -> None:
         super().__init__(message)
         self.param = param
         self.code = code
+        self.status = status
 
 
 def error_response(status: int, message: str, kind: str, code: str | None = None,
@@ -97,7 +99,8 @@ def to_response(exc: Exception) -> JSONResponse:
         kind = "permission_error" if exc.status_code == 403 else "api_error"
         return error_response(exc.status_code, str(exc), kind)
     if isinstance(exc, BadRequest):
-        return error_response(400, str(exc), "invalid_request_error", exc.code, exc.param)
+        return error_response(exc.status, str(exc), "invalid_request_error", exc.code,
+                              exc.param)
     if isinstance(exc, TokenLimitExceededError):
         return _refusal(exc)
     if isinstance(exc, UnknownModelError):

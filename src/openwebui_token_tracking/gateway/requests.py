@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,32 @@ from .errors import BadRequest
 
 UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call")
 """Tool calls are not relayed yet: refused rather than silently dropped."""
+
+
+MAX_BODY_BYTES = 32 * 2**20
+"""The largest request body read (a chat with several base64 images stays well under
+it); a bigger one is refused before it fills the memory."""
+
+
+def too_large() -> BadRequest:
+    return BadRequest(f"the request body is larger than {MAX_BODY_BYTES // 2**20} MiB; "
+                      "send fewer or smaller attachments", code="request_too_large",
+                      status=413)
+
+
+async def read_body(declared_length: str | None, chunks: AsyncIterable[bytes],
+                    limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, or ``BadRequest`` (413) as soon as it is known to pass
+    ``limit`` bytes (by its Content-Length, else while it arrives)."""
+    if declared_length is not None and declared_length.isdigit() \
+            and int(declared_length) > limit:
+        raise too_large()
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise too_large()
+    return bytes(body)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ..errors import TokenTrackingError
 from ..service.auth import AuthError
 from .errors import to_response
-from .requests import parse_chat
+from .requests import parse_chat, read_body
 from .service import Gateway
 
 
@@ -34,7 +34,8 @@ async def chat_completions(request: Request) -> Response:
     gw = gateway(request)
     try:
         caller = await gw.caller(request.headers.get("authorization"))
-        return await gw.chat(caller, parse_chat(await request.body()))
+        body = await read_body(request.headers.get("content-length"), request.stream())
+        return await gw.chat(caller, parse_chat(body))
     except (TokenTrackingError, AuthError) as exc:
         return to_response(exc)
 
