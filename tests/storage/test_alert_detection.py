@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
+from storage_support import priced_accountant
 
 from openwebui_token_tracking import Accountant, Usage
 from openwebui_token_tracking.accounting.alerts import (
@@ -24,11 +25,9 @@ from openwebui_token_tracking.storage import (
     group_limits,
     groups,
     ledger,
-    prices,
     settings_store,
     sponsors,
 )
-from openwebui_token_tracking.storage.prices import PriceInput
 from openwebui_token_tracking.storage.schema import AlertDelivery, AlertEvent
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -36,15 +35,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def acct(engine):
-    a = Accountant(engine, clock=lambda: NOW)
-
-    def setup(s):
-        settings_store.ensure_defaults(s)
-        settings_store.set_value(s, "base_credit_allowance", "10")
-        prices.set_price(s, provider="openai", model_id="gpt", name="GPT",
-                         price=PriceInput(0, 1, 1000, 1_000_000), now=NOW - timedelta(days=1))
-    a.run(setup)
-    return a
+    return priced_accountant(engine, NOW, priced_since=NOW - timedelta(days=1))
 
 
 def out(n_credits: float) -> Usage:

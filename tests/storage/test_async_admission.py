@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 import sqlalchemy as sa
+from storage_support import priced_accountant, state, warm
 
 from db_support import BACKENDS
 from openwebui_token_tracking import Accountant, Usage
@@ -24,7 +25,6 @@ from openwebui_token_tracking.storage.openwebui_access import group_member_table
 from openwebui_token_tracking.storage.openwebui_groups import forget_probes
 from openwebui_token_tracking.storage.openwebui_tables import group_table, openwebui_metadata
 from openwebui_token_tracking.storage.prices import PriceInput
-from openwebui_token_tracking.storage.schema import BudgetCounter, Reservation
 
 pytestmark = pytest.mark.parametrize(
     "backend", [b for b in BACKENDS if b == "postgresql"], indirect=True)
@@ -35,17 +35,8 @@ ONE = Usage(output_tokens=1000)  # 1 credit at 1 credit per 1000 output tokens
 
 @pytest.fixture
 def acct(engine):
-    a = Accountant(engine, clock=lambda: NOW)
-
-    def setup(s):
-        settings_store.ensure_defaults(s)
-        settings_store.set_value(s, "base_credit_allowance", "10")
-        prices.set_price(s, provider="openai", model_id="gpt", name="GPT",
-                         price=PriceInput(0, 1, 1000, 1_000_000), now=NOW)
-    a.run(setup)
-    # The window's counter exists (its first admission, in a transaction, creates it).
-    a.settle(a.admit(user_id="u-alice", provider="openai", model_id="gpt",
-                     estimate=Usage(output_tokens=1)).reservation_id, Usage())
+    a = priced_accountant(engine, NOW)
+    warm(a)  # later admissions can run on the loop
     return a
 
 
@@ -62,31 +53,33 @@ def statements(monkeypatch) -> list[str]:
     return sent
 
 
-def admit_all(engine, *estimates: Usage):  # type: ignore[no-untyped-def]
-    """Admit each estimate in turn on one event loop, as the gateway does."""
+async def admit(admissions: AsyncAdmissions):  # type: ignore[no-untyped-def]
+    """Alice asks for 1 credit of gpt, as the gateway would."""
+    return await admissions.admit(user_id="u-alice", provider="openai", model_id="gpt",
+                                  estimate=ONE, now=NOW, reservation_id=str(uuid.uuid4()))
+
+
+def on_loop(engine, steps):  # type: ignore[no-untyped-def]
+    """``steps(admissions)`` on one event loop with one ``AsyncAdmissions``."""
     async def main():  # type: ignore[no-untyped-def]
         admissions = AsyncAdmissions(engine)
         try:
-            return [await admissions.admit(
-                user_id="u-alice", provider="openai", model_id="gpt", estimate=e, now=NOW,
-                reservation_id=str(uuid.uuid4())) for e in estimates]
+            return await steps(admissions)
         finally:
             await admissions.aclose()
     return asyncio.run(main())
 
 
 def held(acct: Accountant) -> tuple[int, int]:
-    """(credits reserved on the user's counter, reservations)."""
-    def read(s):
-        reserved = s.scalar(sa.select(BudgetCounter.reserved_micro)
-                            .where(BudgetCounter.subject == "u-alice"))
-        return (int(reserved) // 1_000_000,
-                s.scalar(sa.select(sa.func.count()).select_from(Reservation)))
-    return acct.run(read)
+    """(credits reserved on Alice's counter, reservations)."""
+    reserved, reservations = state(acct)
+    return reserved // 1_000_000, reservations
 
 
 def test_after_the_first_admission_each_is_one_statement(acct, engine, statements):
-    admitted = admit_all(engine, ONE, ONE, ONE)
+    async def three(admissions):  # type: ignore[no-untyped-def]
+        return [await admit(admissions) for _ in range(3)]
+    admitted = on_loop(engine, three)
     assert all(a is not None for a in admitted)
     # terms (with their digest) + hold, then one guarded hold each
     assert len([s for s in statements if not s.startswith("SET")]) == 4
@@ -94,20 +87,11 @@ def test_after_the_first_admission_each_is_one_statement(acct, engine, statement
 
 
 def test_a_limit_lowered_after_the_terms_were_read_binds_the_next_admission(acct, engine):
-    async def main():  # type: ignore[no-untyped-def]
-        admissions = AsyncAdmissions(engine)
-        try:
-            first = await admissions.admit(user_id="u-alice", provider="openai",
-                                           model_id="gpt", estimate=ONE, now=NOW,
-                                           reservation_id=str(uuid.uuid4()))
-            acct.run(lambda s: settings_store.set_value(s, "base_credit_allowance", "1"))
-            second = await admissions.admit(user_id="u-alice", provider="openai",
-                                            model_id="gpt", estimate=ONE, now=NOW,
-                                            reservation_id=str(uuid.uuid4()))
-            return first, second
-        finally:
-            await admissions.aclose()
-    first, second = asyncio.run(main())
+    async def steps(admissions):  # type: ignore[no-untyped-def]
+        first = await admit(admissions)
+        acct.run(lambda s: settings_store.set_value(s, "base_credit_allowance", "1"))
+        return first, await admit(admissions)
+    first, second = on_loop(engine, steps)
     assert first is not None
     assert second is None  # 1 credit held of 1: the worker thread words the refusal
     assert held(acct) == (1, 1)
@@ -125,44 +109,25 @@ def test_an_open_webui_group_joined_later_counts_at_the_next_admission(acct, eng
     acct.run(staff_budget)
     acct.run(lambda s: settings_store.set_value(s, "base_credit_allowance", "1"))
 
-    async def main():  # type: ignore[no-untyped-def]
-        admissions = AsyncAdmissions(engine)
-        try:
-            async def one():  # type: ignore[no-untyped-def]
-                return await admissions.admit(user_id="u-alice", provider="openai",
-                                              model_id="gpt", estimate=ONE, now=NOW,
-                                              reservation_id=str(uuid.uuid4()))
-            results = [await one(), await one()]  # the second does not fit in 1 credit
-            with engine.begin() as conn:  # Open WebUI adds her to its group
-                conn.execute(sa.insert(group_member_table).values(
-                    id="m1", group_id="staff", user_id="u-alice"))
-            results.append(await one())
-            return results
-        finally:
-            await admissions.aclose()
-    first, refused, after_joining = asyncio.run(main())
+    async def steps(admissions):  # type: ignore[no-untyped-def]
+        results = [await admit(admissions), await admit(admissions)]  # 2nd: no room
+        with engine.begin() as conn:  # Open WebUI adds her to its group
+            conn.execute(sa.insert(group_member_table).values(
+                id="m1", group_id="staff", user_id="u-alice"))
+        return [*results, await admit(admissions)]
+    first, refused, after_joining = on_loop(engine, steps)
     assert first is not None and refused is None
     assert after_joining is not None
     assert held(acct) == (2, 2)
 
 
 def test_a_new_price_in_force_is_the_next_admissions_price(acct, engine):
-    async def main():  # type: ignore[no-untyped-def]
-        admissions = AsyncAdmissions(engine)
-        try:
-            async def one():  # type: ignore[no-untyped-def]
-                return await admissions.admit(user_id="u-alice", provider="openai",
-                                              model_id="gpt", estimate=ONE, now=NOW,
-                                              reservation_id=str(uuid.uuid4()))
-            before = await one()
-            acct.run(lambda s: prices.set_price(s, provider="openai", model_id="gpt",
-                                                name="GPT",
-                                                price=PriceInput(0, 1, 2000, 1_000_000),
-                                                now=NOW))
-            return before, await one()
-        finally:
-            await admissions.aclose()
-    before, after = asyncio.run(main())
+    async def steps(admissions):  # type: ignore[no-untyped-def]
+        before = await admit(admissions)
+        acct.run(lambda s: prices.set_price(s, provider="openai", model_id="gpt", name="GPT",
+                                            price=PriceInput(0, 1, 2000, 1_000_000), now=NOW))
+        return before, await admit(admissions)
+    before, after = on_loop(engine, steps)
     assert before is not None and after is not None
     assert before.estimate_micro == 1_000_000
     assert after.estimate_micro == 2_000_000

@@ -7,12 +7,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from storage_support import priced_accountant, state, warm
 
 from openwebui_token_tracking import Accountant, Usage
 from openwebui_token_tracking.errors import DailyTokenLimitExceededError
-from openwebui_token_tracking.storage import at_once, ledger, prices, settings_store
-from openwebui_token_tracking.storage.prices import PriceInput
-from openwebui_token_tracking.storage.schema import BudgetCounter, Reservation
+from openwebui_token_tracking.storage import at_once, ledger
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 FIVE = Usage(output_tokens=5000)  # 5 credits at 1 credit per 1000 output tokens
@@ -20,32 +19,11 @@ FIVE = Usage(output_tokens=5000)  # 5 credits at 1 credit per 1000 output tokens
 
 @pytest.fixture
 def acct(engine):
-    a = Accountant(engine, clock=lambda: NOW)
-
-    def setup(s):
-        settings_store.ensure_defaults(s)
-        settings_store.set_value(s, "base_credit_allowance", "10")
-        prices.set_price(s, provider="openai", model_id="gpt", name="GPT",
-                         price=PriceInput(0, 1, 1000, 1_000_000), now=NOW)
-    a.run(setup)
-    return a
+    return priced_accountant(engine, NOW)
 
 
 def admit(acct: Accountant, estimate: Usage = FIVE):
     return acct.admit(user_id="u-alice", provider="openai", model_id="gpt", estimate=estimate)
-
-
-def warm(acct: Accountant) -> None:
-    """The window's counter exists (the first admission of a window creates it)."""
-    acct.settle(admit(acct, Usage(output_tokens=1)).reservation_id, Usage())
-
-
-def state(acct: Accountant) -> tuple[int, int]:
-    def read(s):
-        reserved = s.scalar(sa.select(BudgetCounter.reserved_micro)
-                            .where(BudgetCounter.subject == "u-alice"))
-        return int(reserved or 0), s.scalar(sa.select(sa.func.count()).select_from(Reservation))
-    return acct.run(read)
 
 
 def watch(engine) -> tuple[list[str], list[int]]:

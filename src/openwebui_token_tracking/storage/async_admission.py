@@ -118,23 +118,26 @@ class AsyncAdmissions:
         terms_of = {"user_id": user_id, "model_id": model_id, "provider": provider,
                     "api_key_id": api_key_id, "at": now}
 
-        def plan_for(terms: UserTerms) -> ledger.Plan | None:
+        def planned(terms: UserTerms) -> tuple[ledger.Plan, dict[str, object]] | None:
+            """The plan and its one-statement values; None: not for this path."""
             try:
-                return ledger.plan(
+                plan = ledger.plan(
                     _NO_SESSION, user_id=user_id, provider=provider, model_id=model_id,
                     estimate=estimate, now=now, api_key_id=api_key_id,
                     entry_point=entry_point, chat_id=chat_id, message_id=message_id,
                     reservation_id=reservation_id, may_write=False, terms=terms)
             except ledger.NeedsTransaction:
                 return None
+            values = at_once.params(plan)
+            return None if values is None else (plan, values)
 
         async with self._connection() as conn, conn.cursor() as cur:
             known = self._terms.get(key)
             if known is not None:
-                plan = plan_for(known[0])
-                values = None if plan is None else at_once.params(plan)
-                if plan is None or values is None:
+                ready = planned(known[0])
+                if ready is None:
                     return None
+                plan, values = ready
                 stmt = prepared_for(self.engine.dialect, at_once.guarded_statement(kind))
                 await cur.execute(stmt.sql, stmt.args({
                     **values, "terms_fp": known[1],
@@ -151,10 +154,10 @@ class AsyncAdmissions:
                 if len(self._terms) >= MAX_CACHED_TERMS:
                     self._terms.clear()
                 self._terms[key] = (terms, digest)
-            plan = plan_for(terms)
-            values = None if plan is None else at_once.params(plan)
-            if plan is None or values is None:
+            ready = planned(terms)
+            if ready is None:
                 return None
+            plan, values = ready
             await cur.execute(self._admit.sql, self._admit.args(values))
             return at_once.admitted(plan, await cur.fetchone())
 

@@ -27,6 +27,7 @@ Statements are compiled once per dialect, shape of Open WebUI's group tables and
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable
@@ -313,18 +314,13 @@ def terms_digest(rows: sa.CTE) -> sa.ScalarSelect[str]:
             .select_from(rows).scalar_subquery())
 
 
-_fingerprinted: dict[GroupTables, sa.CompoundSelect] = {}
-
-
+@functools.cache
 def fingerprinted(kind: GroupTables) -> sa.CompoundSelect:
     """PostgreSQL: the admission terms statement plus its ``f`` row, whose target is
     ``terms_digest`` of the others, read in the same snapshot (``terms_fingerprint``)."""
-    stmt = _fingerprinted.get(kind)
-    if stmt is None:
-        rows = statement_for("postgresql", kind, balance=False).cte("tt_terms")
-        digest = sa.select(*_row(FINGERPRINT, None, None, terms_digest(rows), []))
-        stmt = _fingerprinted[kind] = sa.union_all(sa.select(rows), digest)
-    return stmt
+    rows = statement_for("postgresql", kind, balance=False).cte("tt_terms")
+    digest = sa.select(*_row(FINGERPRINT, None, None, terms_digest(rows), []))
+    return sa.union_all(sa.select(rows), digest)
 
 
 def terms_fingerprint(rows: Iterable[Any]) -> str | None:
