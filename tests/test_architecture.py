@@ -78,3 +78,29 @@ def test_every_module_imports_on_its_own():
                          text=True, check=True)
     assert len(names) > 50
     assert out.stdout.strip() == ""
+
+
+_WITHOUT_POSTGRES = """
+import sys
+sys.modules["psycopg"] = None  # not installed: importing it raises ImportError
+for name in sys.argv[2:]:
+    __import__(name)
+from openwebui_token_tracking.service import create_app
+from openwebui_token_tracking.storage import migrate
+from openwebui_token_tracking.storage.engine import get_engine
+url = "sqlite:///" + sys.argv[1]
+migrate.upgrade(get_engine(url))
+create_app(url)
+"""
+
+
+def test_the_service_runs_on_sqlite_without_the_postgres_extra(tmp_path):
+    """README's first command installs only ``[service]``: nothing on the SQLite path may
+    import psycopg (PostgreSQL-only code imports it when it connects)."""
+    import pkgutil
+
+    names = [m.name for m in pkgutil.walk_packages(tt.__path__, tt.__name__ + ".")
+             if ".migrations." not in m.name and not m.name.endswith("__main__")]
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_POSTGRES,
+                          str(tmp_path / "webui.db"), *names], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -28,9 +28,8 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -42,6 +41,9 @@ from .ledger import Admitted
 from .openwebui_groups import GroupTables, group_tables, known_group_tables
 from .prepared import prepared_for
 from .user_state import UserTerms, fingerprinted, fold_terms, terms_fingerprint
+
+if TYPE_CHECKING:  # psycopg comes with the postgres extra; imported when connecting
+    import psycopg
 
 
 class _Pool:
@@ -81,6 +83,8 @@ class AsyncAdmissions:
             return group_tables(session)
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        import psycopg
+
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         conn = await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
         await conn.execute(f"SET lock_timeout = {int(LOCK_WAIT_S * 1000)}")
@@ -182,6 +186,8 @@ class AsyncAdmissions:
 
 
 async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    import psycopg
+
     try:
         await conn.close()
     except psycopg.Error:
