@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from db_support import BACKENDS
 from openwebui_token_tracking import Accountant, Usage
 from openwebui_token_tracking import model_match as model_match_module
 from openwebui_token_tracking.accounting.pricing import charge
@@ -218,6 +219,38 @@ def test_a_miss_is_remembered_for_a_minute(acct, monkeypatch):
                          price=ADMIN_PRICE, now=NOW)
     acct.run(admin_price)
     admit(acct, "openai", "nope-1", now=NOW + timedelta(seconds=62))
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_resolution_committed_while_one_is_read_is_not_taken_for_a_deletion(acct, engine):
+    """The interleaving behind a rare refusal of concurrent first requests, made certain:
+    another process records the alias after this admission read one of the two (the
+    price rows or the price history ids) and before it reads the other. PostgreSQL only:
+    on SQLite an admission holds the write lock from its first read (BEGIN IMMEDIATE),
+    so no other admission commits in between."""
+    url = engine.url.render_as_string(hide_password=False)
+    fired: list[str] = []
+
+    def other_request() -> None:
+        fired.append(repr(admit(Accountant(url, clock=lambda: NOW), "anthropic",
+                                "claude-opus-4-1-20250805").price))
+
+    def between_the_reads(conn, cursor, statement, params, context, executemany):
+        loads_a_provider = ("DISTINCT token_tracking_price_history.model_id" in statement
+                            or "WHERE token_tracking_model_pricing.provider =" in statement)
+        if loads_a_provider and not fired:
+            fired.append("reading")
+            thread = threading.Thread(target=other_request)
+            thread.start()
+            thread.join(timeout=60)
+
+    sa.event.listen(engine, "after_cursor_execute", between_the_reads)
+    try:
+        price = admit(acct, "anthropic", "claude-opus-4-1-20250805").price
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", between_the_reads)
+    assert fired == ["reading", repr(price)]
+    assert price == price_of(acct, "anthropic", "claude-opus-4-1")
 
 
 def test_concurrent_first_requests_for_a_new_id_all_pass(acct, engine):

@@ -142,11 +142,16 @@ class ProviderPrices:
 
 
 def load(session: Session, provider: str) -> ProviderPrices:
+    """Read the price history's ids before the rows: on PostgreSQL each statement sees
+    what was committed when it started, and a first request records a row and its
+    history in one transaction. Read in this order, an id whose history is seen has its
+    row seen too, unless an admin deleted it since; read the other way round, a
+    resolution committed between the two reads looked like a deleted price and was
+    refused."""
+    ever = frozenset(session.scalars(sa.select(history.c.model_id).distinct()
+                                     .where(history.c.provider == provider)))
     rows = session.scalars(sa.select(ModelPricing).where(ModelPricing.provider == provider))
-    ever = session.scalars(sa.select(history.c.model_id).distinct()
-                           .where(history.c.provider == provider))
-    return ProviderPrices(provider, {r.id: r for r in rows}, frozenset(ever),
-                          credits_per_usd(session))
+    return ProviderPrices(provider, {r.id: r for r in rows}, ever, credits_per_usd(session))
 
 
 def alias_name(matched_name: str, model_id: str, matched_id: str) -> str:
