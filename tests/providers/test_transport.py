@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
 
 import httpx
 import pytest
 import trustme
-import uvloop
+from local_http import SSE_HEAD, TIMEOUT, Runner, Server, chunked
 
 from openwebui_token_tracking.errors import ProviderError
 from openwebui_token_tracking.providers.errors import map_http_errors
@@ -21,76 +19,7 @@ from openwebui_token_tracking.providers.transport import (
     async_client,
 )
 
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, None]], None]:
-    """Run a test on the standard event loop and on uvloop (which ``serve`` uses)."""
-    factory = uvloop.new_event_loop if request.param == "uvloop" else None
-
-    def runner(main: Coroutine[Any, Any, None]) -> None:
-        with asyncio.Runner(loop_factory=factory) as loop_runner:
-            loop_runner.run(main)
-    return runner
-
-
-Runner = Callable[[Coroutine[Any, Any, None]], None]
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-TIMEOUT = httpx.Timeout(5.0)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-class Server:
-    """Serves ``handler`` once per connection; counts connections and request lines."""
-
-    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
-        self.handler = handler
-        self.tls = tls
-        self.connections = 0
-        self.request_lines: list[str] = []
-
-    async def __aenter__(self) -> Server:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
-        port = self.server.sockets[0].getsockname()[1]
-        self.url = f"{'https' if self.tls else 'http'}://localhost:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def head(self, reader: asyncio.StreamReader) -> bytes:
-        """Read one request's head (and its body, by Content-Length)."""
-        head = await reader.readuntil(b"\r\n\r\n")
-        self.request_lines.append(head.split(b"\r\n", 1)[0].decode())
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                await reader.readexactly(int(line.split(b":")[1]))
-        return head
-
-
 EVENTS = [b'data: {"n": %d}\n\n' % i for i in range(5)] + [b"data: [DONE]\n\n"]
-
-
-def chunked(parts: list[bytes]) -> bytes:
-    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
-
-
-SSE_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"transfer-encoding: chunked\r\n\r\n")
 
 
 def sse_server(keep_alive: bool = True) -> Server:
