@@ -1,11 +1,11 @@
-"""The HTTP client of the provider adapters: httpx over asyncio's own sockets.
+"""The HTTP client of the provider adapters: httpx on a lean HTTP/1.1 connection pool.
 
-httpx's default transport reads and writes through anyio: every read of a streamed
-answer enters and leaves an anyio cancel scope for its timeout. Relaying a stream, that
-was a quarter of the gateway's CPU per request (profiled). Here httpx keeps its
-connection pool (httpcore: HTTP/1.1, keep-alive, TLS, pool limits), on a network backend
-written against asyncio's transports: a read takes what arrived or waits on one future
-with one timer.
+httpx's default transport reads through anyio (a cancel scope entered and left per
+read) and parses with h11, a pure-Python state machine; relaying a stream, httpx's
+transport was about half of the gateway's CPU per request (profiled). Here httpx keeps
+its client API (requests, responses, timeouts, errors), and the transport is a
+connection pool on asyncio's own transports, answers parsed by httptools
+(``providers.http11``): HTTP/1.1, keep-alive, TLS, pool limits.
 
 ``async_client`` builds the client both entry points use (pipes and gateway). When a
 proxy is configured in the environment (``HTTPS_PROXY`` and the like) it keeps httpx's
@@ -16,274 +16,160 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any, cast
+from collections.abc import AsyncIterator
 
-import httpcore
 import httpx
+
+from .http11 import READ_BUFFER_LIMIT, Connection
+
+__all__ = ["LIMITS", "READ_BUFFER_LIMIT", "AsyncioTransport", "async_client",
+           "proxies_configured"]
 
 LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
 """Every stream holds its own connection (httpx's default cap of 100 made the 101st
 concurrent request wait for a whole answer to finish before it could start); 100 are
 kept alive."""
-READ_BUFFER_LIMIT = 256 * 1024
-"""Bytes received but not yet read at which the socket stops being read."""
 
-
-class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
-    """One connection: asyncio delivers what arrives, ``read`` hands it to httpcore."""
-
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
-        self._eof = False
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
-        self._reading_paused = False
-        self._writing_paused = False
-
-    # -- asyncio.Protocol ----------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's: no subclass
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) > READ_BUFFER_LIMIT and not self._reading_paused:
-            self._reading_paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        self._wake()
-        return False  # close the transport: an HTTP client never writes after the end
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
-        self._error = exc
-        self._wake()
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- httpcore.AsyncNetworkStream -----------------------------------------------------
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        while not self._buffer:
-            if self._error is not None:
-                raise httpcore.ReadError(f"connection lost: {self._error}")
-            if self._eof:
-                return b""
-            self._waiter = asyncio.get_running_loop().create_future()
-            await _wait(self._waiter, timeout, httpcore.ReadTimeout)
-        data = bytes(self._buffer[:max_bytes])
-        del self._buffer[:max_bytes]
-        if self._reading_paused and len(self._buffer) <= READ_BUFFER_LIMIT // 2:
-            self._reading_paused = False
-            assert self._transport is not None
-            self._transport.resume_reading()
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        transport = self._transport
-        if transport is None or transport.is_closing() or self._eof:
-            raise httpcore.WriteError("the connection is closed")
-        transport.write(buffer)
-        if self._writing_paused:
-            self._drained = asyncio.get_running_loop().create_future()
-            await _wait(self._drained, timeout, httpcore.WriteTimeout)
-            if self._error is not None or self._eof:
-                raise httpcore.WriteError("the connection was closed while writing")
-
-    async def aclose(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        assert self._transport is not None
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                tls = await loop.start_tls(self._transport, self, ssl_context,
-                                           server_hostname=server_hostname)
-        except TimeoutError as exc:
-            self._transport.close()
-            raise httpcore.ConnectTimeout("TLS handshake timed out") from exc
-        except (OSError, ssl.SSLError) as exc:
-            self._transport.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        if tls is None:  # pragma: no cover - only when the peer closed during the handshake
-            raise httpcore.ConnectError("the connection closed during the TLS handshake")
-        self._transport = tls
-        return self
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":  # an idle connection with data or EOF is not reusable
-            return bool(self._buffer) or self._eof
-        transport = self._transport
-        if transport is None:
-            return None
-        if info == "client_addr":
-            return transport.get_extra_info("sockname")
-        if info == "server_addr":
-            return transport.get_extra_info("peername")
-        if info in ("ssl_object", "socket"):
-            return transport.get_extra_info(info)
-        return None
-
-
-async def _wait(future: asyncio.Future[None], timeout: float | None,
-                error: type[httpcore.TimeoutException]) -> None:
-    """Await ``future``; ``error`` when ``timeout`` seconds pass first."""
-    if timeout is None:
-        await future
-        return
-    loop = asyncio.get_running_loop()
-    timer = loop.call_later(timeout, _expire, future, error)
-    try:
-        await future
-    finally:
-        timer.cancel()
-
-
-def _expire(future: asyncio.Future[None], error: type[httpcore.TimeoutException]) -> None:
-    if not future.done():
-        future.set_exception(error("timed out"))
-
-
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """Connections as ``AsyncioStream`` on the running event loop."""
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        local = None if local_address is None else (local_address, 0)
-        with _connect_errors(timeout):
-            async with asyncio.timeout(timeout):
-                transport, stream = await loop.create_connection(
-                    AsyncioStream, host, port, local_addr=local)
-        return _with_options(transport, stream, socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-@contextmanager
-def _connect_errors(timeout: float | None) -> Iterator[None]:
-    try:
-        yield
-    except TimeoutError as exc:
-        raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
-    except OSError as exc:
-        raise httpcore.ConnectError(str(exc)) from exc
-
-
-def _with_options(transport: asyncio.BaseTransport, stream: AsyncioStream,
-                  options: Iterable[Any] | None) -> AsyncioStream:
-    sock = transport.get_extra_info("socket")
-    for option in options or ():
-        sock.setsockopt(*option)
-    return stream
-
-
-# httpcore's errors as httpx raises them (most specific first).
-_ERRORS: list[tuple[type[Exception], type[httpx.HTTPError]]] = [
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-]
-
-_HTTPCORE_ERRORS = tuple(source for source, _ in _ERRORS)
-
-
-@contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    try:
-        yield
-    except _HTTPCORE_ERRORS as exc:
-        for source, target in _ERRORS:
-            if isinstance(exc, source):
-                raise target(str(exc)) from exc
+Origin = tuple[str, str, int]
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
+    """A response body; its connection goes back to the pool once read to the end."""
+
+    def __init__(self, pool: AsyncioTransport, origin: Origin, conn: Connection,
+                 timeout: float | None) -> None:
+        self._pool, self._origin, self._conn, self._timeout = pool, origin, conn, timeout
+        self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
-            async for part in self._stream:
-                yield part
+        while not self._done:
+            data = await self._conn.receive_body(self._timeout)
+            if not data:
+                self._release()
+                return
+            yield data
 
     async def aclose(self) -> None:
-        with _as_httpx_errors():
-            await self._stream.aclose()
+        if not self._done:
+            self._conn.close()  # not read to its end: the connection cannot be reused
+            self._release()
+
+    def _release(self) -> None:
+        if not self._done:
+            self._done = True
+            self._pool.release(self._origin, self._conn)
 
 
 class AsyncioTransport(httpx.AsyncBaseTransport):
-    """httpx's connection pool on ``AsyncioBackend`` (see the module's doc)."""
+    """A pool of ``http11.Connection`` per origin (see the module's doc)."""
 
     def __init__(self, *, limits: httpx.Limits = LIMITS,
                  ssl_context: ssl.SSLContext | None = None) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend())
+        self._ssl = ssl_context or httpx.create_ssl_context()
+        self._max_connections = limits.max_connections
+        self._max_idle = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._active = 0
+        self._waiting: list[asyncio.Future[None]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
         url = request.url
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
-                             target=url.raw_path),
-            headers=request.headers.raw, content=request.stream,
-            extensions=request.extensions)
-        with _as_httpx_errors():
-            response = await self._pool.handle_async_request(core)
-        return httpx.Response(status_code=response.status, headers=response.headers,
-                              stream=_Body(response.stream),
-                              extensions=response.extensions)
+        timeout = request.extensions.get("timeout", {})
+        origin = (url.scheme, url.raw_host.decode("ascii"), url.port or
+                  (443 if url.scheme == "https" else 80))
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+        conn = await self._acquire(origin, timeout)
+        method = request.method.encode("ascii")
+        head = b"".join([method, b" ", url.raw_path, b" HTTP/1.1\r\n",
+                         *[b"%s: %s\r\n" % pair for pair in request.headers.raw], b"\r\n"])
+        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+        try:
+            await conn.send(method, head, request.stream, chunked, timeout.get("write"))
+            await conn.receive_head(timeout.get("read"))
+        except BaseException:
+            conn.close()
+            self.release(origin, conn)
+            raise
+        return httpx.Response(status_code=conn.status, headers=conn.headers,
+                              stream=_Body(self, origin, conn, timeout.get("read")),
+                              extensions={"http_version": b"HTTP/1.1"})
+
+    async def _acquire(self, origin: Origin, timeout: dict[str, float | None]) -> Connection:
+        while self._max_connections is not None and self._active >= self._max_connections:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                async with asyncio.timeout(timeout.get("pool")):
+                    await waiter
+            except TimeoutError as exc:
+                raise httpx.PoolTimeout("no connection free in the pool in time") from exc
+            finally:
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
+        self._active += 1
+        try:
+            return self._idle_connection(origin) or await self._connect(origin, timeout)
+        except BaseException:
+            self._active -= 1
+            self._wake_one()
+            raise
+
+    def _idle_connection(self, origin: Origin) -> Connection | None:
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if conn.alive and (self._expiry is None or now - conn.idle_since < self._expiry):
+                return conn
+            conn.close()
+        return None
+
+    async def _connect(self, origin: Origin, timeout: dict[str, float | None]) -> Connection:
+        scheme, host, port = origin
+        tls = self._ssl if scheme == "https" else None
+        try:
+            async with asyncio.timeout(timeout.get("connect")):
+                _, conn = await asyncio.get_running_loop().create_connection(
+                    Connection, host, port, ssl=tls, server_hostname=host if tls else None)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        return conn
+
+    def release(self, origin: Origin, conn: Connection) -> None:
+        """A request is done with ``conn``: keep it for the next if it can be reused."""
+        self._active -= 1
+        self._wake_one()
+        if not conn.reusable:
+            conn.close()
+            return
+        idle = self._idle.setdefault(origin, [])
+        idle.append(conn)
+        if sum(map(len, self._idle.values())) > (self._max_idle or 0):
+            oldest = min((c for conns in self._idle.values() for c in conns),
+                         key=lambda c: c.idle_since)
+            self._idle[next(o for o, conns in self._idle.items() if oldest in conns)
+                       ].remove(oldest)
+            oldest.close()
+
+    def _wake_one(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
 
 
 def proxies_configured() -> bool:
