@@ -4,6 +4,8 @@ the ways a server may frame, end and refuse an answer, on real local sockets."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
 
 import httpx
@@ -193,4 +195,33 @@ def test_an_idle_connection_past_its_expiry_is_not_reused(run: Runner) -> None:
             await client.get(other.url + "/c")  # one kept: the server's is closed
             await client.get(server.url + "/d")
         assert (server.connections, other.connections) == (3, 1)
+    run(main())
+
+
+def test_a_reset_ends_a_body_delimited_by_the_connection_as_an_error(run: Runner) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\npart of it")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN: the body did not end, it was cut off
+
+    server = Server(handler)
+
+    async def main() -> None:
+        async with server, async_client(TIMEOUT) as client:
+            with pytest.raises(httpx.ReadError, match="connection lost"):
+                await client.get(server.url + "/a")
+    run(main())
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(run: Runner) -> None:
+    async def main() -> None:
+        async with answering(OK) as server, async_client(TIMEOUT) as client:
+            with pytest.raises(httpx.LocalProtocolError, match="line break"):
+                await client.get(server.url + "/a",
+                                 headers={"Authorization": "Bearer sk-1\r\nX-Injected: 1"})
+        assert server.connections == 0
     run(main())

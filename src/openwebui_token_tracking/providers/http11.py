@@ -82,8 +82,12 @@ class Connection(asyncio.Protocol):
         return False  # close the transport: an HTTP client never writes after the end
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.eof_received()
         self._lost = exc
+        if exc is None:
+            self.eof_received()
+        else:  # reset: a body delimited by the connection's end is cut off, not ended
+            self._eof = True
+            self._wake()
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)

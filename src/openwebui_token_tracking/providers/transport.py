@@ -83,11 +83,13 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                   (443 if url.scheme == "https" else 80))
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
-        conn = await self._acquire(origin, timeout)
         method = request.method.encode("ascii")
-        head = b"".join([method, b" ", url.raw_path, b" HTTP/1.1\r\n",
-                         *[b"%s: %s\r\n" % pair for pair in request.headers.raw], b"\r\n"])
+        lines = [b"%s: %s\r\n" % pair for pair in request.headers.raw]
+        if any(b"\r" in line[:-2] or b"\n" in line[:-2] for line in lines):
+            raise httpx.LocalProtocolError("a request header contains a line break")
+        head = b"".join([method, b" ", url.raw_path, b" HTTP/1.1\r\n", *lines, b"\r\n"])
         chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+        conn = await self._acquire(origin, timeout)
         try:
             await conn.send(method, head, request.stream, chunked, timeout.get("write"))
             await conn.receive_head(timeout.get("read"))
