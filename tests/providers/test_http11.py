@@ -225,3 +225,14 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(run: Runn
                                  headers={"Authorization": "Bearer sk-1\r\nX-Injected: 1"})
         assert server.connections == 0
     run(main())
+
+
+def test_without_a_keep_alive_cap_connections_are_kept(run: Runner) -> None:
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        async with answering(OK, OK) as server, async_client(TIMEOUT, limits=limits) as client:
+            await client.get(server.url + "/a")
+            await client.get(server.url + "/b")
+        assert server.connections == 1
+    run(main())
+

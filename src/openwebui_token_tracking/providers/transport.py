@@ -153,7 +153,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             return
         idle = self._idle.setdefault(origin, [])
         idle.append(conn)
-        if sum(map(len, self._idle.values())) > (self._max_idle or 0):
+        if self._max_idle is not None and sum(map(len, self._idle.values())) > self._max_idle:
             oldest = min((c for conns in self._idle.values() for c in conns),
                          key=lambda c: c.idle_since)
             self._idle[next(o for o, conns in self._idle.items() if oldest in conns)
