@@ -88,18 +88,16 @@ class Connection(asyncio.Protocol):
         else:  # reset: a body delimited by the connection's end is cut off, not ended
             self._eof = True
             self._wake()
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
+        _resolve(self._drained)
+        self._drained = None
 
     def pause_writing(self) -> None:
         self._writing_paused = True
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
+        _resolve(self._drained)
+        self._drained = None
 
     # -- httptools' callbacks ------------------------------------------------------------
 
@@ -149,14 +147,15 @@ class Connection(asyncio.Protocol):
         """Write the request (``head`` ends with the blank line) and its body."""
         self._reset(head_only=method == b"HEAD")
         self._parser = httptools.HttpResponseParser(self)
-        pending = [head]
+        pending, size = [head], len(head)
         async for part in body:
             if chunked:
                 part = b"%x\r\n%s\r\n" % (len(part), part) if part else b""
             pending.append(part)
-            if sum(map(len, pending)) >= 65536:
+            size += len(part)
+            if size >= 65536:
                 await self._write(b"".join(pending), timeout)
-                pending = []
+                pending, size = [], 0
         if chunked:
             pending.append(b"0\r\n\r\n")
         await self._write(b"".join(pending), timeout)
@@ -215,13 +214,18 @@ class Connection(asyncio.Protocol):
         await _wait(self._waiter, timeout, httpx.ReadTimeout)
 
     def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _resolve(self._waiter)
+        self._waiter = None
 
     def _transport(self) -> asyncio.Transport:
         assert self.transport is not None
         return self.transport
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    """Wake whoever awaits ``future`` (if anyone still does)."""
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 async def _wait(future: asyncio.Future[None], timeout: float | None,
