@@ -3,6 +3,11 @@
 Backends come from ``TT_TEST_BACKENDS`` (default ``sqlite``, plus ``postgresql`` when
 ``TT_TEST_POSTGRES_URL`` is set, as ``.ci/run`` does). Each PostgreSQL test gets a fresh
 schema that is dropped afterwards, so nothing is left behind.
+
+A migrated database (``engine``) is made once per run and copied per test: SQLite copies
+the migrated file; PostgreSQL replays, in one round trip, the statements the migration
+sent to a template schema (rendered with their parameters). The migration itself runs
+on fresh databases (``db_url`` alone) in test_migrations and elsewhere.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -40,6 +47,13 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
 
 
+def _pg_admin() -> Engine:
+    url = PG_URL
+    if url.startswith("postgresql://"):
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the backend under test, removed afterwards."""
@@ -49,9 +63,7 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         dispose_engines()
         return
     schema = f"tt_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-                             if PG_URL.startswith("postgresql://") else PG_URL,
-                             isolation_level="AUTOCOMMIT")
+    admin = _pg_admin()
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
@@ -64,30 +76,71 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-_sqlite_template: dict[str, Path] = {}
+_templates: dict[str, Path | str] = {}
+
+
+def _migrate_with_users(url: str) -> None:
+    migrate.upgrade(get_engine(url))
+    create_openwebui_users(get_engine(url))
+    dispose_engines()
+
+
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    template = _templates.get("sqlite")
+    if template is None:
+        template = tmp_path_factory.mktemp("template") / "webui.db"
+        _migrate_with_users(f"sqlite:///{template}")
+        _templates["sqlite"] = template
+    assert isinstance(template, Path)
+    return template
+
+
+def _pg_template_script() -> str:
+    """The SQL that migrating an empty schema (and adding the stand-in users) sends,
+    recorded once from a template schema, parameters rendered in."""
+    script = _templates.get("postgresql")
+    if isinstance(script, str):
+        return script
+    schema = f"tt_template_{uuid.uuid4().hex[:12]}"
+    statements: list[str] = []
+
+    def record(conn: sa.Connection, cursor: Any, statement: str, parameters: Any,
+               context: Any, executemany: bool) -> None:
+        render = psycopg.ClientCursor(conn.connection.driver_connection).mogrify
+        for params in (parameters if executemany else [parameters]):
+            sql = render(statement, params or None)
+            if schema in sql and not sql.lstrip().upper().startswith("SELECT"):
+                raise AssertionError(f"a migration names its schema, cannot replay: {sql}")
+            statements.append(sql)
+
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = _pg_schema_url(schema)
+        sa.event.listen(get_engine(url), "before_cursor_execute", record)
+        _migrate_with_users(url)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+    script = ";\n".join(statements)
+    _templates["postgresql"] = script
+    return script
 
 
 @pytest.fixture
 def engine(db_url: str, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """A migrated database with Open WebUI's stand-in users, ready to charge."""
     if backend == "sqlite":
-        # Migrating once and copying the file keeps the suite fast; the migration itself
-        # is tested on a fresh database in test_migrations.
-        template = _sqlite_template.get("t")
-        if template is None:
-            template = tmp_path_factory.mktemp("template") / "webui.db"
-            eng = sa.create_engine(f"sqlite:///{template}")
-            migrate.upgrade(get_engine(f"sqlite:///{template}"))
-            create_openwebui_users(eng)
-            eng.dispose()
-            dispose_engines()
-            _sqlite_template["t"] = template
-        shutil.copy(template, db_url.removeprefix("sqlite:///"))
-        return get_engine(db_url)
-    eng = get_engine(db_url)
-    migrate.upgrade(eng)
-    create_openwebui_users(eng)
-    return eng
+        shutil.copy(_sqlite_template(tmp_path_factory), db_url.removeprefix("sqlite:///"))
+    else:
+        script = _pg_template_script()
+        libpq_url = sa.make_url(db_url).set(drivername="postgresql")
+        with psycopg.connect(libpq_url.render_as_string(hide_password=False)) as conn:
+            # one transaction, committed when the block ends
+            conn.execute(script.encode())
+    return get_engine(db_url)
 
 
 @pytest.fixture
