@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from db_support import BACKENDS
 from openwebui_token_tracking.storage import migrate
 from openwebui_token_tracking.storage.prepared import Prepared, as_uuid, fixed_values, run
 from openwebui_token_tracking.storage.schema import BaseSetting, Reservation
@@ -115,6 +116,32 @@ def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(db):
     assert isinstance(raised.value.orig, db.dialect.loaded_dbapi.Error)
     assert "tt_missing" in str(raised.value.orig)
     assert not raised.value.connection_invalidated
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_long_statement_is_not_parsed_per_execution_on_postgresql(db, monkeypatch):
+    """psycopg re-parses a ``%(name)s`` query on every execution past 4 KiB or 50
+    parameters (its cache stops there), as the check and admission statements are: they
+    run with ``$n`` placeholders on a raw cursor, which psycopg sends as they are."""
+    import psycopg._queries
+
+    wide = sa.union_all(*[
+        sa.select(settings.c.setting_key, sa.literal_column(f"'{i}%'").label("pct"))
+        .where(settings.c.setting_key == sa.bindparam(f"key{i}", type_=sa.String),
+               settings.c.setting_value.like("%"))  # a literal percent sign survives
+        for i in range(60)])
+    prepared = Prepared(wide, db.dialect)
+    assert len(prepared.sql) > 4096 and "$60" in prepared.driver_sql
+
+    def parsed(*_args, **_kw):
+        raise AssertionError("psycopg parsed the statement")
+
+    monkeypatch.setattr(psycopg._queries, "_query2pg_nocache", parsed)
+    params = {f"key{i}": "ab"[i % 2] for i in range(60)}
+    with Session(db) as s:
+        rows = prepared.run(s, params).rows
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [("a", f"{i}%") for i in range(0, 60, 2)] + [("b", f"{i}%") for i in range(1, 60, 2)])
 
 
 def test_as_uuid_reads_either_backends_value():

@@ -135,7 +135,7 @@ class AsyncAdmissions:
             values = at_once.params(plan)
             return None if values is None else (plan, values)
 
-        async with self._connection() as conn, conn.cursor() as cur:
+        async with self._connection() as conn, self._admit.cursor(conn) as cur:
             known = self._terms.get(key)
             if known is not None:
                 ready = planned(known[0])
@@ -143,7 +143,7 @@ class AsyncAdmissions:
                     return None
                 plan, values = ready
                 stmt = prepared_for(self.engine.dialect, at_once.guarded_statement(kind))
-                await cur.execute(stmt.sql, stmt.args({
+                await cur.execute(stmt.driver_sql, stmt.driver_args({
                     **values, "terms_fp": known[1],
                     **{f"t_{name}": value for name, value in terms_of.items()}}))
                 row = await cur.fetchone()
@@ -151,7 +151,7 @@ class AsyncAdmissions:
                     return at_once.admitted(plan, row)
                 self._terms.pop(key, None)  # the terms changed: read them again
             stmt = prepared_for(self.engine.dialect, fingerprinted(kind))
-            await cur.execute(stmt.sql, stmt.args(terms_of))
+            await cur.execute(stmt.driver_sql, stmt.driver_args(terms_of))
             rows = stmt.rows(await cur.fetchall())
             terms, digest = fold_terms(rows), terms_fingerprint(rows)
             if digest is not None:
@@ -162,7 +162,7 @@ class AsyncAdmissions:
             if ready is None:
                 return None
             plan, values = ready
-            await cur.execute(self._admit.sql, self._admit.args(values))
+            await cur.execute(self._admit.driver_sql, self._admit.driver_args(values))
             return at_once.admitted(plan, await cur.fetchone())
 
     async def settle(self, reservation_id: str, usage: Usage, status: str, price: Price
@@ -173,8 +173,8 @@ class AsyncAdmissions:
         if values is None:
             return None
         stmt = self._settle
-        async with self._connection() as conn, conn.cursor() as cur:
-            await cur.execute(stmt.sql, stmt.args(values))
+        async with self._connection() as conn, stmt.cursor(conn) as cur:
+            await cur.execute(stmt.driver_sql, stmt.driver_args(values))
             rows = stmt.rows(await cur.fetchall())
             return at_once.settled(rows[0] if rows else None, values)
 
