@@ -13,11 +13,8 @@ from local_http import SSE_HEAD, TIMEOUT, Runner, Server, chunked
 
 from openwebui_token_tracking.errors import ProviderError
 from openwebui_token_tracking.providers.errors import map_http_errors
-from openwebui_token_tracking.providers.transport import (
-    READ_BUFFER_LIMIT,
-    AsyncioTransport,
-    async_client,
-)
+from openwebui_token_tracking.providers.http11 import READ_BUFFER_LIMIT
+from openwebui_token_tracking.providers.transport import AsyncioTransport, async_client
 
 EVENTS = [b'data: {"n": %d}\n\n' % i for i in range(5)] + [b"data: [DONE]\n\n"]
 

@@ -22,10 +22,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from .http11 import READ_BUFFER_LIMIT, Connection
+from .http11 import Connection
 
-__all__ = ["LIMITS", "READ_BUFFER_LIMIT", "AsyncioTransport", "async_client",
-           "proxies_configured"]
+__all__ = ["LIMITS", "AsyncioTransport", "async_client", "proxies_configured"]
 
 LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
 """Every stream holds its own connection (httpx's default cap of 100 made the 101st
