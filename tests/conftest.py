@@ -29,6 +29,7 @@ from db_support import (  # noqa: F401  (re-exported)
     PG_URL,
     USERS,
     create_openwebui_users,
+    pg_conninfo,
 )
 from openwebui_token_tracking.alerts.deliverer import stop_all as stop_alert_delivery
 from openwebui_token_tracking.storage import migrate
@@ -76,31 +77,24 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-_templates: dict[str, Path | str] = {}
-
-
 def _migrate_with_users(url: str) -> None:
     migrate.upgrade(get_engine(url))
     create_openwebui_users(get_engine(url))
     dispose_engines()
 
 
-def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    template = _templates.get("sqlite")
-    if template is None:
-        template = tmp_path_factory.mktemp("template") / "webui.db"
-        _migrate_with_users(f"sqlite:///{template}")
-        _templates["sqlite"] = template
-    assert isinstance(template, Path)
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, made once per run."""
+    template = tmp_path_factory.mktemp("template") / "webui.db"
+    _migrate_with_users(f"sqlite:///{template}")
     return template
 
 
-def _pg_template_script() -> str:
+@pytest.fixture(scope="session")
+def pg_template_script() -> str:
     """The SQL that migrating an empty schema (and adding the stand-in users) sends,
     recorded once from a template schema, parameters rendered in."""
-    script = _templates.get("postgresql")
-    if isinstance(script, str):
-        return script
     schema = f"tt_template_{uuid.uuid4().hex[:12]}"
     statements: list[str] = []
 
@@ -124,22 +118,20 @@ def _pg_template_script() -> str:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
-    script = ";\n".join(statements)
-    _templates["postgresql"] = script
-    return script
+    return ";\n".join(statements)
 
 
 @pytest.fixture
-def engine(db_url: str, backend: str, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """A migrated database with Open WebUI's stand-in users, ready to charge."""
+def engine(db_url: str, backend: str, request: pytest.FixtureRequest) -> Engine:
+    """A migrated database with Open WebUI's stand-in users, ready to charge (the
+    templates are asked for here, so a run without PostgreSQL never makes its own)."""
     if backend == "sqlite":
-        shutil.copy(_sqlite_template(tmp_path_factory), db_url.removeprefix("sqlite:///"))
+        shutil.copy(request.getfixturevalue("sqlite_template"),
+                    db_url.removeprefix("sqlite:///"))
     else:
-        script = _pg_template_script()
-        libpq_url = sa.make_url(db_url).set(drivername="postgresql")
-        with psycopg.connect(libpq_url.render_as_string(hide_password=False)) as conn:
-            # one transaction, committed when the block ends
-            conn.execute(script.encode())
+        script = request.getfixturevalue("pg_template_script")
+        with psycopg.connect(pg_conninfo(sa.make_url(db_url))) as conn:
+            conn.execute(script.encode())  # one transaction
     return get_engine(db_url)
 
 

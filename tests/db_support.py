@@ -42,6 +42,11 @@ USERS = [
 ]
 
 
+def pg_conninfo(url: sa.URL) -> str:
+    """A libpq URL for psycopg from a SQLAlchemy URL (options such as search_path kept)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_openwebui_users(engine: Engine, users: list[dict[str, str]] = USERS) -> None:
     """A stand-in for Open WebUI's ``user`` table (tests only; we never create it)."""
     openwebui_metadata.create_all(engine, tables=[user_table])

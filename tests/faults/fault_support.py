@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
+from db_support import pg_conninfo
 from openwebui_token_tracking.openwebui.pipe import TrackedPipe
 from openwebui_token_tracking.pipes.openai import OpenAITrackedPipe
 from openwebui_token_tracking.storage import engine as engine_module
@@ -152,11 +153,6 @@ class LockHolder:
                          " token_tracking_usage_log IN EXCLUSIVE MODE")
             self._held.set()
             self._release.wait(seconds)
-
-
-def pg_conninfo(url: sa.URL) -> str:
-    """A libpq URL for psycopg from a SQLAlchemy URL (options such as search_path kept)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class TcpProxy:

@@ -18,13 +18,13 @@ from fault_support import (
     ledger,
     micro,
     open_pipe,
-    pg_conninfo,
     proxied,
     request,
     reservations,
 )
 from sqlalchemy.engine import Engine, make_url
 
+from db_support import pg_conninfo
 from openwebui_token_tracking import TokenTracker
 from openwebui_token_tracking.errors import DatabaseError
 from openwebui_token_tracking.storage.engine import get_engine

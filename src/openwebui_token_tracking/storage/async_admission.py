@@ -135,6 +135,8 @@ class AsyncAdmissions:
             values = at_once.params(plan)
             return None if values is None else (plan, values)
 
+        # one cursor for the statements below: all prepared for this dialect, so the same
+        # kind of cursor (psycopg's raw one) runs each
         async with self._connection() as conn, self._admit.cursor(conn) as cur:
             known = self._terms.get(key)
             if known is not None:
